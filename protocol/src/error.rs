@@ -1,0 +1,73 @@
+//! The `error` message: a stable machine-readable code and a human-readable message.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable error codes. Clients may match on these; the message text may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON or a field had the wrong shape.
+    BadRequest,
+    /// The `type` is not one this server knows.
+    UnknownMessage,
+    /// The frame exceeded the server's size limit.
+    MessageTooLarge,
+    /// No token, or a token that does not verify.
+    Unauthorized,
+    /// The token's `exp` has passed.
+    TokenExpired,
+    /// The token's `nbf` is in the future.
+    TokenNotYetValid,
+    /// The token is for another room than the one requested.
+    WrongRoom,
+    /// The token's grants do not allow this action.
+    PermissionDenied,
+    /// A message other than `join` arrived before joining.
+    NotJoined,
+    /// A second `join` on the same connection.
+    AlreadyJoined,
+    /// The session to resume does not exist any more, or the resume token is wrong.
+    ResumeFailed,
+    /// An SDP offer or answer could not be applied.
+    NegotiationFailed,
+    /// The track sid is not one of this participant's (or not in the room).
+    UnknownTrack,
+    /// The room cannot take more participants.
+    RoomFull,
+    /// Something went wrong inside the server; the message says what.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether the server closes the connection after sending this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unauthorized
+                | ErrorCode::TokenExpired
+                | ErrorCode::TokenNotYetValid
+                | ErrorCode::WrongRoom
+                | ErrorCode::ResumeFailed
+                | ErrorCode::RoomFull
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    pub code: ErrorCode,
+    pub message: String,
+    /// True when the server closes the connection after this error.
+    #[serde(default)]
+    pub fatal: bool,
+}
+
+impl ErrorMessage {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorMessage {
+            code,
+            message: message.into(),
+            fatal: code.is_fatal(),
+        }
+    }
+}

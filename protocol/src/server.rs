@@ -1,0 +1,79 @@
+//! Messages the server sends to a client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorMessage;
+use crate::model::{IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    /// Answer to `join`: who you are and who is already there.
+    Joined(JoinedResponse),
+    /// Answer to a `join` with `resume`: the same shape, with the room as it is now.
+    Resumed(JoinedResponse),
+    /// SDP answer to the client's publisher `offer`.
+    Answer { sdp: String },
+    /// SDP offer for the subscriber connection, with the track carried by each `mid`.
+    Offer {
+        sdp: String,
+        tracks: Vec<SubscribedTrack>,
+    },
+    /// A server ICE candidate (the server is ICE-lite and puts its candidates in the SDP, so this is rare).
+    Candidate { target: PcTarget, candidate: String },
+    ParticipantJoined { participant: ParticipantInfo },
+    #[serde(rename_all = "camelCase")]
+    ParticipantLeft {
+        participant_sid: String,
+        #[serde(default)]
+        reason: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackPublished {
+        participant_sid: String,
+        track: TrackInfo,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackUnpublished {
+        participant_sid: String,
+        track_sid: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackMuted {
+        participant_sid: String,
+        track_sid: String,
+        muted: bool,
+    },
+    /// The server confirms the sid given to each track of a publisher offer (sent before the `answer`).
+    TracksAssigned { tracks: Vec<AssignedTrack> },
+    Pong {
+        timestamp: u64,
+    },
+    /// The server ended this participant's session; the connection closes after this message.
+    Left { reason: String },
+    Error(ErrorMessage),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedTrack {
+    pub mid: String,
+    pub track_sid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinedResponse {
+    pub protocol: u32,
+    pub room: RoomInfo,
+    pub participant: ParticipantInfo,
+    /// Everyone else visible in the room, with their published tracks.
+    pub participants: Vec<ParticipantInfo>,
+    /// Present with `participant.sid` in a `resume` request after the connection drops.
+    pub resume_token: String,
+    /// How long a dropped connection may be resumed, in seconds.
+    pub resume_window_secs: u64,
+    /// Suggested keepalive interval, in seconds.
+    pub ping_interval_secs: u64,
+    pub ice_servers: Vec<IceServer>,
+}

@@ -1,0 +1,182 @@
+//! The thin I/O layer: one thread per worker, each owning a UDP socket and a [`WorkerCore`] it drives with the
+//! real clock. Commands arrive on a channel; the thread picks them up between datagrams (at least every few
+//! milliseconds).
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::api::{Command, RoomKey};
+use crate::core::WorkerCore;
+
+/// The longest a worker sleeps in `recv` before checking its command channel.
+const COMMAND_POLL: Duration = Duration::from_millis(5);
+
+/// Largest datagram we accept; anything longer is truncated by the kernel and then rejected by parsing.
+const RECV_BUFFER: usize = 2048;
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The IP the UDP sockets bind.
+    pub bind_ip: IpAddr,
+    /// The first UDP port; worker `i` binds `port + i`. Port 0 lets the OS pick for every worker.
+    pub port: u16,
+    /// The IP advertised to clients in ICE candidates.
+    pub advertised_ip: IpAddr,
+    /// Number of worker threads (at least 1).
+    pub workers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A way to send commands to one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    index: usize,
+    local_addr: SocketAddr,
+    tx: Sender<Command>,
+}
+
+impl WorkerHandle {
+    /// Queue a command; returns false if the worker has stopped.
+    pub fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The media address this worker advertises.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// The running media workers.
+#[derive(Debug)]
+pub struct Sfu {
+    workers: Vec<WorkerHandle>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Sfu {
+    /// Bind every worker's socket and start its thread.
+    pub fn start(config: &SfuConfig) -> Result<Sfu, SfuError> {
+        if config.workers == 0 {
+            return Err(SfuError::Config("workers must be at least 1".into()));
+        }
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for index in 0..config.workers {
+            let port = if config.port == 0 {
+                0
+            } else {
+                u16::try_from(usize::from(config.port) + index).map_err(|_| {
+                    SfuError::Config(format!("port {} + {index} workers exceeds 65535", config.port))
+                })?
+            };
+            let addr = SocketAddr::new(config.bind_ip, port);
+            let socket = UdpSocket::bind(addr).map_err(|source| SfuError::Bind { addr, source })?;
+            let bound = socket
+                .local_addr()
+                .map_err(|source| SfuError::Bind { addr, source })?;
+            let local_addr = SocketAddr::new(config.advertised_ip, bound.port());
+            let (tx, rx) = mpsc::channel();
+            let thread = std::thread::Builder::new()
+                .name(format!("chorus-media-{index}"))
+                .spawn(move || run_worker(socket, local_addr, rx))
+                .map_err(SfuError::Thread)?;
+            tracing::info!(worker = index, %bound, advertised = %local_addr, "media worker started");
+            workers.push(WorkerHandle {
+                index,
+                local_addr,
+                tx,
+            });
+            threads.push(thread);
+        }
+        Ok(Sfu { workers, threads })
+    }
+
+    /// The worker a room is pinned to.
+    pub fn worker_for(&self, room: RoomKey) -> &WorkerHandle {
+        &self.workers[(room.0 as usize) % self.workers.len()]
+    }
+
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.workers
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.send(Command::Shutdown);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Command>) {
+    let mut core = WorkerCore::new(local_addr);
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut read_timeout = None;
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return,
+                Ok(cmd) => core.handle_command(Instant::now(), cmd),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        let now = Instant::now();
+        if core.next_deadline().is_some_and(|d| d <= now) {
+            core.handle_timeout(now);
+        }
+        flush(&socket, &mut core);
+
+        let wait = core
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(COMMAND_POLL)
+            .clamp(Duration::from_millis(1), COMMAND_POLL);
+        if read_timeout != Some(wait) {
+            if let Err(e) = socket.set_read_timeout(Some(wait)) {
+                tracing::warn!(error = %e, "set_read_timeout failed");
+            }
+            read_timeout = Some(wait);
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]);
+                flush(&socket, &mut core);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
+            Err(e) => tracing::trace!(error = %e, "recv_from"),
+        }
+    }
+}
+
+fn flush(socket: &UdpSocket, core: &mut WorkerCore) {
+    while let Some(t) = core.poll_transmit() {
+        if let Err(e) = socket.send_to(&t.contents, t.destination) {
+            tracing::trace!(error = %e, dest = %t.destination, "send_to failed");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Chorus media core: a selective forwarding unit on str0m.
+//!
+//! The core is sans-IO: [`core::WorkerCore`] is fed `(now, input)` — a datagram, a command, a timeout — and
+//! yields transmits and [`Event`]s; it never reads the clock or touches a socket. [`Sfu`] starts one worker thread
+//! per configured worker, each owning one UDP socket and every participant of the rooms pinned to it, and drives
+//! its core. The signaling side talks to workers only through [`Command`]s and receives [`Event`]s on a per-room
+//! sink. This crate knows nothing of HTTP, JSON or tokens.
+
+mod api;
+pub mod core;
+mod forwarder;
+mod keyframe;
+mod io;
+mod participant;
+mod peer;
+mod room;
+mod router;
+
+pub use api::{Command, Event, EventSink, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
+pub use forwarder::{Forward, Forwarder, SourcePacket};
+pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};

@@ -1,0 +1,232 @@
+//! One participant on a worker: its publisher and subscriber peer connections, the tracks it publishes, the
+//! tracks it receives (one [`Forwarder`] each), and the subscriber connection's offer/answer state.
+//!
+//! The SFU always makes the offers on the subscriber connection and never has more than one outstanding:
+//! changes made while an offer is pending wait for the answer, then go out in the next offer.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, Mid, Pt};
+
+use crate::api::{Event, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
+use crate::forwarder::Forwarder;
+use crate::peer::{Peer, PeerError};
+
+/// A track this participant receives, carried by one `mid` of its subscriber connection.
+pub struct OutTrack {
+    pub kind: MediaKind,
+    /// The publisher, used as the msid stream id so the browser groups a participant's tracks.
+    pub publisher: ParticipantKey,
+    /// Assigned when the track is put into an offer.
+    pub mid: Option<Mid>,
+    pub forwarder: Forwarder,
+    /// Publisher payload type → our payload type towards this subscriber, learned on first use.
+    pub pt_map: Vec<(Pt, Option<Pt>)>,
+}
+
+#[derive(Default)]
+struct SubscriberNegotiation {
+    pending: Option<SdpPendingOffer>,
+    /// The outstanding offer, to send again after a signaling reconnect.
+    last_offer: Option<(String, Vec<(String, TrackKey)>)>,
+    to_add: Vec<TrackKey>,
+    to_deactivate: Vec<Mid>,
+}
+
+pub struct Participant {
+    pub key: ParticipantKey,
+    pub room: RoomKey,
+    pub publisher: Peer,
+    pub subscriber: Peer,
+    /// Publisher-connection mid → the track it carries.
+    pub published: HashMap<Mid, TrackKey>,
+    pub out: HashMap<TrackKey, OutTrack>,
+    pub out_by_mid: HashMap<Mid, TrackKey>,
+    negotiation: SubscriberNegotiation,
+}
+
+impl Participant {
+    pub fn new(key: ParticipantKey, room: RoomKey, publisher: Peer, subscriber: Peer) -> Self {
+        Participant {
+            key,
+            room,
+            publisher,
+            subscriber,
+            published: HashMap::new(),
+            out: HashMap::new(),
+            out_by_mid: HashMap::new(),
+            negotiation: SubscriberNegotiation::default(),
+        }
+    }
+
+    pub fn peer(&mut self, pc: PcKind) -> &mut Peer {
+        match pc {
+            PcKind::Publisher => &mut self.publisher,
+            PcKind::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    /// The earliest time either connection wants to be woken.
+    pub fn deadline(&self) -> Instant {
+        self.publisher.deadline().min(self.subscriber.deadline())
+    }
+
+    /// Apply a publisher offer. Returns the answer SDP and the tracks of earlier offers no longer present.
+    pub fn accept_publisher_offer(
+        &mut self,
+        sdp: &str,
+        tracks: &[TrackSpec],
+    ) -> Result<(String, Vec<TrackKey>), String> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| format!("invalid SDP offer: {e}"))?;
+        let answer = self
+            .publisher
+            .rtc()
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("offer not accepted: {e}"))?;
+        let mut now_published = HashMap::new();
+        for t in tracks {
+            now_published.insert(Mid::from(t.mid.as_str()), t.track);
+        }
+        let gone = self
+            .published
+            .values()
+            .filter(|k| !now_published.values().any(|n| n == *k))
+            .copied()
+            .collect();
+        self.published = now_published;
+        Ok((answer.to_sdp_string(), gone))
+    }
+
+    /// Start receiving `track`; the next subscriber offer will carry it.
+    pub fn add_out_track(&mut self, track: TrackKey, kind: MediaKind, publisher: ParticipantKey) {
+        if self.out.contains_key(&track) {
+            return;
+        }
+        // A per-subscriber starting point, so streams from different tracks don't look alike.
+        let seed = (self.key.0.wrapping_mul(7919) ^ track.0.wrapping_mul(104_729)) as u32;
+        self.out.insert(
+            track,
+            OutTrack {
+                kind,
+                publisher,
+                mid: None,
+                forwarder: Forwarder::new(seed as u16, seed.rotate_left(16)),
+                pt_map: Vec::new(),
+            },
+        );
+        self.negotiation.to_add.push(track);
+    }
+
+    /// Stop receiving `track`; its mid goes inactive in the next subscriber offer.
+    pub fn remove_out_track(&mut self, track: TrackKey) {
+        let Some(out) = self.out.remove(&track) else {
+            return;
+        };
+        self.negotiation.to_add.retain(|t| *t != track);
+        if let Some(mid) = out.mid {
+            self.out_by_mid.remove(&mid);
+            self.negotiation.to_deactivate.push(mid);
+        }
+    }
+
+    /// If changes are waiting and no offer is outstanding, make the next subscriber offer.
+    pub fn negotiate(&mut self) -> Option<Event> {
+        let n = &mut self.negotiation;
+        if n.pending.is_some() || (n.to_add.is_empty() && n.to_deactivate.is_empty()) {
+            return None;
+        }
+        let mut api = self.subscriber.rtc().sdp_api();
+        for track in n.to_add.drain(..) {
+            let Some(out) = self.out.get_mut(&track) else {
+                continue;
+            };
+            let kind = match out.kind {
+                MediaKind::Audio => str0m::media::MediaKind::Audio,
+                MediaKind::Video => str0m::media::MediaKind::Video,
+            };
+            let mid = api.add_media(
+                kind,
+                Direction::SendOnly,
+                Some(out.publisher.to_string()),
+                Some(track.to_string()),
+                None,
+            );
+            out.mid = Some(mid);
+            self.out_by_mid.insert(mid, track);
+        }
+        for mid in n.to_deactivate.drain(..) {
+            api.set_direction(mid, Direction::Inactive);
+        }
+        let (offer, pending) = api.apply()?;
+        let sdp = offer.to_sdp_string();
+        let mut tracks: Vec<(String, TrackKey)> = self
+            .out
+            .iter()
+            .filter_map(|(k, o)| o.mid.map(|m| (m.to_string(), *k)))
+            .collect();
+        tracks.sort();
+        n.pending = Some(pending);
+        n.last_offer = Some((sdp.clone(), tracks.clone()));
+        Some(Event::SubscriberOffer {
+            participant: self.key,
+            sdp,
+            tracks,
+        })
+    }
+
+    /// Apply the client's answer to the outstanding subscriber offer, then offer again if more changed.
+    pub fn accept_subscriber_answer(&mut self, sdp: &str) -> Result<Option<Event>, String> {
+        let Some(pending) = self.negotiation.pending.take() else {
+            return Err("no subscriber offer is outstanding".into());
+        };
+        self.negotiation.last_offer = None;
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("invalid SDP answer: {e}"))?;
+        self.subscriber
+            .rtc()
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| format!("answer not accepted: {e}"))?;
+        for out in self.out.values_mut() {
+            out.pt_map.clear();
+        }
+        Ok(self.negotiate())
+    }
+
+    /// The outstanding subscriber offer, if any, as an event to send again.
+    pub fn outstanding_offer(&self) -> Option<Event> {
+        let (sdp, tracks) = self.negotiation.last_offer.clone()?;
+        Some(Event::SubscriberOffer {
+            participant: self.key,
+            sdp,
+            tracks,
+        })
+    }
+
+    /// Add a trickled remote candidate to one connection.
+    pub fn add_remote_candidate(&mut self, pc: PcKind, candidate: &str) -> Result<(), String> {
+        let line = candidate.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        let c = str0m::Candidate::from_sdp_string(line)
+            .map_err(|e| format!("invalid candidate: {e}"))?;
+        self.peer(pc).rtc().add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// Drive both connections' timers.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        if self.publisher.deadline() <= now {
+            self.publisher.handle_timeout(now)?;
+        }
+        if self.subscriber.deadline() <= now {
+            self.subscriber.handle_timeout(now)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! One str0m `Rtc` (a peer connection) as the SFU configures and drives it.
+//!
+//! Owns the str0m configuration (ICE-lite, RTP mode, codecs), feeding input, and draining output into the
+//! caller's transmit queue and event list. Knows nothing about rooms or forwarding.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
+
+/// How many packets per outgoing video stream str0m keeps for answering NACKs.
+const VIDEO_SEND_BUFFER: usize = 1000;
+
+/// Why a peer connection cannot continue.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("str0m: {0}")]
+    Rtc(#[from] RtcError),
+    #[error("invalid local candidate for {0}")]
+    Candidate(SocketAddr),
+}
+
+pub struct Peer {
+    rtc: Rtc,
+    ufrag: String,
+    deadline: Instant,
+}
+
+impl Peer {
+    /// A new ICE-lite, RTP-mode peer reachable at `local_addr`, with fresh random ICE credentials.
+    pub fn new(now: Instant, local_addr: SocketAddr) -> Result<Peer, PeerError> {
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_vp9(true)
+            .enable_av1(true)
+            .set_send_buffer_video(VIDEO_SEND_BUFFER)
+            .build(now);
+        let candidate =
+            Candidate::host(local_addr, "udp").map_err(|_| PeerError::Candidate(local_addr))?;
+        rtc.add_local_candidate(candidate);
+        Ok(Peer {
+            rtc,
+            ufrag,
+            deadline: now,
+        })
+    }
+
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    pub fn rtc(&mut self) -> &mut Rtc {
+        &mut self.rtc
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
+    }
+
+    /// Feed one datagram. Datagrams str0m cannot parse are ignored (they are not this peer's fault).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), PeerError> {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+            tracing::trace!(%source, len = data.len(), "unparseable datagram");
+            return Ok(());
+        };
+        self.rtc.handle_input(Input::Receive(now, receive))?;
+        Ok(())
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        self.rtc.handle_input(Input::Timeout(now))?;
+        Ok(())
+    }
+
+    /// Drain output until str0m asks to be woken later: transmits to `transmits`, events to `events`.
+    pub fn poll(
+        &mut self,
+        transmits: &mut VecDeque<Transmit>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), PeerError> {
+        loop {
+            if !self.rtc.is_alive() {
+                // Nothing more will come; wake rarely so the owner notices and cleans up.
+                self.deadline += Duration::from_secs(3600);
+                return Ok(());
+            }
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.deadline = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => transmits.push_back(t),
+                Output::Event(e) => events.push(e),
+            }
+        }
+    }
+}
