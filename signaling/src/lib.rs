@@ -1,0 +1,15 @@
+//! Chorus server: HTTP + WebSocket signaling in front of the `chorus-sfu` media workers.
+//!
+//! Owns the outside world — tokens, configuration, the room registry and the JSON protocol — and drives the media
+//! workers through `chorus_sfu::Command`s.
+
+pub mod auth;
+pub mod config;
+pub mod dev_keys;
+pub mod server;
+pub mod testing;
+
+mod assets;
+mod ids;
+mod room;
+mod session;

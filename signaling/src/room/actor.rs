@@ -1,0 +1,329 @@
+//! The room actor: one task per room owning its members, driving its media worker, and deciding who hears
+//! about what. Membership and lifecycle live here; publishing and subscriptions in `media.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chorus_protocol::{
+    ClientMessage, ErrorCode, ErrorMessage, JoinedResponse, RoomInfo, ServerMessage,
+    PROTOCOL_VERSION,
+};
+use chorus_sfu::{Command, ParticipantKey, RoomKey, TrackKey, WorkerHandle};
+use tokio::sync::{mpsc, oneshot};
+
+use super::media::Track;
+use super::member::Member;
+use super::registry::{Registry, RoomSettings};
+use super::{Attached, JoinReply, RoomMsg, SessionTx};
+use crate::auth::VerifiedToken;
+use crate::ids;
+
+pub struct Room {
+    pub(super) name: String,
+    pub(super) sid: String,
+    pub(super) key: RoomKey,
+    pub(super) worker: WorkerHandle,
+    self_tx: mpsc::UnboundedSender<RoomMsg>,
+    registry: Registry,
+    settings: RoomSettings,
+    pub(super) members: HashMap<ParticipantKey, Member>,
+    pub(super) tracks: HashMap<TrackKey, Track>,
+    closing: bool,
+}
+
+impl Room {
+    pub(super) fn new(
+        name: String,
+        sid: String,
+        key: RoomKey,
+        worker: WorkerHandle,
+        self_tx: mpsc::UnboundedSender<RoomMsg>,
+        registry: Registry,
+        settings: RoomSettings,
+    ) -> Self {
+        Room {
+            name,
+            sid,
+            key,
+            worker,
+            self_tx,
+            registry,
+            settings,
+            members: HashMap::new(),
+            tracks: HashMap::new(),
+            closing: false,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomMsg>) {
+        let sink_tx = self.self_tx.clone();
+        self.worker.send(Command::CreateRoom {
+            room: self.key,
+            events: Arc::new(move |ev| {
+                let _ = sink_tx.send(RoomMsg::Media(ev));
+            }),
+        });
+        while let Some(msg) = rx.recv().await {
+            self.handle(msg);
+            if self.closing {
+                break;
+            }
+        }
+        // Closing: stop taking messages, send queued joins elsewhere, release the worker's room.
+        self.registry.remove(&self.name, &self.sid);
+        rx.close();
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                RoomMsg::Join { reply, .. } | RoomMsg::Resume { reply, .. } => {
+                    let _ = reply.send(JoinReply::Retry);
+                }
+                _ => {}
+            }
+        }
+        self.worker.send(Command::RemoveRoom { room: self.key });
+        tracing::info!(room = %self.name, "room closed");
+    }
+
+    fn handle(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Join {
+                token,
+                auto_subscribe,
+                session,
+                reply,
+            } => self.join(token, auto_subscribe, session, reply),
+            RoomMsg::Resume {
+                token,
+                participant_sid,
+                resume_token,
+                session,
+                reply,
+            } => self.resume(&token, &participant_sid, &resume_token, session, reply),
+            RoomMsg::Client { from, msg } => {
+                if self.is_current(from) {
+                    self.client_message(from.participant, msg);
+                }
+            }
+            RoomMsg::Detached { from } => self.detached(from),
+            RoomMsg::ResumeExpired { from } => {
+                let still_detached = self
+                    .members
+                    .get(&from.participant)
+                    .is_some_and(|m| m.epoch == from.epoch && m.session.is_none());
+                if still_detached {
+                    self.remove_member(from.participant, "disconnected");
+                }
+            }
+            RoomMsg::Media(ev) => self.media_event(ev),
+        }
+    }
+
+    fn is_current(&self, from: Attached) -> bool {
+        self.members
+            .get(&from.participant)
+            .is_some_and(|m| m.epoch == from.epoch)
+    }
+
+    fn join(
+        &mut self,
+        token: VerifiedToken,
+        auto_subscribe: bool,
+        session: SessionTx,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
+        let duplicate = self
+            .members
+            .values()
+            .find(|m| m.identity == token.identity)
+            .map(|m| m.key);
+        if let Some(old) = duplicate {
+            self.remove_member(old, "duplicateIdentity");
+            self.closing = false;
+        }
+        let key = ParticipantKey(ids::next_key());
+        let attached = Attached {
+            participant: key,
+            epoch: 1,
+        };
+        if reply.send(JoinReply::Ok(attached)).is_err() {
+            // The session went away while waiting.
+            if self.members.is_empty() {
+                self.closing = true;
+            }
+            return;
+        }
+        let member = Member {
+            key,
+            sid: ids::sid("PA"),
+            name: if token.name.is_empty() {
+                token.identity.clone()
+            } else {
+                token.name.clone()
+            },
+            identity: token.identity,
+            grants: token.grants,
+            auto_subscribe,
+            resume_token: ids::random_string(32),
+            session: Some(session),
+            epoch: 1,
+            tracks: Vec::new(),
+            overrides: Default::default(),
+        };
+        tracing::info!(room = %self.name, participant = %member.sid, identity = %member.identity, "joined");
+        self.worker.send(Command::AddParticipant {
+            room: self.key,
+            participant: key,
+        });
+        member.send(ServerMessage::Joined(self.snapshot(&member)));
+        if member.visible() {
+            self.broadcast(key, ServerMessage::ParticipantJoined {
+                participant: member.info(Vec::new()),
+            });
+        }
+        self.members.insert(key, member);
+        self.subscribe_newcomer(key);
+    }
+
+    fn resume(
+        &mut self,
+        token: &VerifiedToken,
+        participant_sid: &str,
+        resume_token: &str,
+        session: SessionTx,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
+        let found = self.members.values_mut().find(|m| {
+            m.sid == participant_sid
+                && m.identity == token.identity
+                && ids::constant_time_eq(&m.resume_token, resume_token)
+        });
+        let Some(member) = found else {
+            let _ = reply.send(JoinReply::Refused(ErrorMessage::new(
+                ErrorCode::ResumeFailed,
+                "no such participant to resume (it left, or the resume window passed)",
+            )));
+            return;
+        };
+        if let Some(old) = member.session.take() {
+            let _ = old.send(super::Outbound::Close);
+        }
+        member.epoch += 1;
+        let attached = Attached {
+            participant: member.key,
+            epoch: member.epoch,
+        };
+        if reply.send(JoinReply::Ok(attached)).is_err() {
+            return;
+        }
+        member.session = Some(session);
+        let key = member.key;
+        tracing::info!(room = %self.name, participant = %participant_sid, "resumed");
+        if let Some(member) = self.members.get(&key) {
+            member.send(ServerMessage::Resumed(self.snapshot(member)));
+        }
+        self.worker
+            .send(Command::ResendSubscriberOffer { participant: key });
+    }
+
+    fn detached(&mut self, from: Attached) {
+        let Some(member) = self.members.get_mut(&from.participant) else {
+            return;
+        };
+        if member.epoch != from.epoch {
+            return;
+        }
+        member.session = None;
+        tracing::info!(room = %self.name, participant = %member.sid, "connection dropped; waiting for resume");
+        let tx = self.self_tx.clone();
+        let window = self.settings.resume_window;
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            let _ = tx.send(RoomMsg::ResumeExpired { from });
+        });
+    }
+
+    fn client_message(&mut self, key: ParticipantKey, msg: ClientMessage) {
+        match msg {
+            ClientMessage::Offer { sdp, tracks } => self.publisher_offer(key, sdp, tracks),
+            ClientMessage::Answer { sdp } => {
+                self.worker.send(Command::SubscriberAnswer {
+                    participant: key,
+                    sdp,
+                });
+            }
+            ClientMessage::Candidate { target, candidate } => {
+                let pc = match target {
+                    chorus_protocol::PcTarget::Publisher => chorus_sfu::PcKind::Publisher,
+                    chorus_protocol::PcTarget::Subscriber => chorus_sfu::PcKind::Subscriber,
+                };
+                self.worker.send(Command::RemoteCandidate {
+                    participant: key,
+                    pc,
+                    candidate,
+                });
+            }
+            ClientMessage::Mute { track_sid, muted } => self.mute(key, &track_sid, muted),
+            ClientMessage::Unpublish { track_sid } => self.unpublish_by_sid(key, &track_sid),
+            ClientMessage::Subscribe {
+                track_sids,
+                subscribe,
+            } => self.subscribe(key, &track_sids, subscribe),
+            ClientMessage::Leave => self.remove_member(key, "left"),
+            // Answered by the session itself.
+            ClientMessage::Join(_) | ClientMessage::Ping { .. } => {}
+        }
+    }
+
+    /// Remove a member for good: its media, its tracks, and tell everyone.
+    pub(super) fn remove_member(&mut self, key: ParticipantKey, reason: &str) {
+        let Some(mut member) = self.members.remove(&key) else {
+            return;
+        };
+        for track in &member.tracks {
+            self.tracks.remove(track);
+        }
+        self.worker
+            .send(Command::RemoveParticipant { participant: key });
+        member.close_with(ServerMessage::Left {
+            reason: reason.to_string(),
+        });
+        tracing::info!(room = %self.name, participant = %member.sid, reason, "left");
+        if member.visible() {
+            self.broadcast(key, ServerMessage::ParticipantLeft {
+                participant_sid: member.sid.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        if self.members.is_empty() {
+            self.closing = true;
+        }
+    }
+
+    /// Send to every member except `except`.
+    pub(super) fn broadcast(&self, except: ParticipantKey, msg: ServerMessage) {
+        for m in self.members.values().filter(|m| m.key != except) {
+            m.send(msg.clone());
+        }
+    }
+
+    fn snapshot(&self, member: &Member) -> JoinedResponse {
+        JoinedResponse {
+            protocol: PROTOCOL_VERSION,
+            room: RoomInfo {
+                name: self.name.clone(),
+                sid: self.sid.clone(),
+            },
+            participant: member.info(self.track_infos(member)),
+            participants: self
+                .members
+                .values()
+                .filter(|m| m.key != member.key && m.visible())
+                .map(|m| m.info(self.track_infos(m)))
+                .collect(),
+            resume_token: member.resume_token.clone(),
+            resume_window_secs: self.settings.resume_window.as_secs(),
+            ping_interval_secs: self.settings.ping_interval.as_secs().max(1),
+            ice_servers: Vec::new(),
+        }
+    }
+}

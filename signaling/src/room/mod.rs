@@ -1,0 +1,68 @@
+//! Rooms: the registry that finds or creates a room by name, and the per-room actor that owns its membership,
+//! track metadata and subscriptions and drives the room's media worker.
+//!
+//! Sessions (one per WebSocket) talk to their room only through [`RoomMsg`]s; the room talks back through each
+//! member's [`SessionTx`]. One task per room means no locks around room state.
+
+mod actor;
+mod media;
+mod member;
+mod registry;
+
+use chorus_protocol::{ClientMessage, ErrorMessage, ServerMessage};
+use chorus_sfu::ParticipantKey;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::VerifiedToken;
+
+pub use registry::{Registry, RoomHandle, RoomSettings};
+
+/// What a room sends to a session.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(ServerMessage),
+    /// Send a close frame and end the session (after any messages queued before it).
+    Close,
+}
+
+pub type SessionTx = mpsc::UnboundedSender<Outbound>;
+
+/// A session's successful join or resume: who it is now, and which attachment it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Attached {
+    pub participant: ParticipantKey,
+    /// Increases on every resume so messages from a stale connection are ignored.
+    pub epoch: u64,
+}
+
+pub enum RoomMsg {
+    Join {
+        token: VerifiedToken,
+        auto_subscribe: bool,
+        session: SessionTx,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Resume {
+        token: VerifiedToken,
+        participant_sid: String,
+        resume_token: String,
+        session: SessionTx,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Client {
+        from: Attached,
+        msg: ClientMessage,
+    },
+    /// The session's WebSocket went away without `leave`.
+    Detached { from: Attached },
+    /// The resume window of a detached participant has passed.
+    ResumeExpired { from: Attached },
+    Media(chorus_sfu::Event),
+}
+
+pub enum JoinReply {
+    Ok(Attached),
+    Refused(ErrorMessage),
+    /// The room closed while the request was queued; ask the registry again.
+    Retry,
+}

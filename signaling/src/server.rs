@@ -1,0 +1,192 @@
+//! Starting the server: HTTP routes, the WebSocket endpoint, the SFU workers; and stopping it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::assets;
+use crate::auth::{Grants, KeyStore, TokenRequest};
+use crate::room::{Registry, RoomSettings};
+use crate::session::{self, RtcQuery};
+
+/// Frames beyond this close the WebSocket outright; below it, `max_message_bytes` gives a protocol error.
+const WS_HARD_LIMIT: usize = 1024 * 1024;
+
+/// Lifetime of tokens handed out by the dev-only token endpoint.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// Everything the running server needs, already validated. Built from `config::Config` by the binary.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// Where HTTP and WebSocket listen (port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    pub keys: KeyStore,
+    /// Dev mode: serves `GET /dev/token`. Never on when keys are configured.
+    pub dev_mode: bool,
+    pub sfu: chorus_sfu::SfuConfig,
+    /// Largest accepted signaling frame.
+    pub max_message_bytes: usize,
+    /// How long a participant whose WebSocket dropped may resume.
+    pub resume_window: Duration,
+    /// Keepalive interval suggested to clients; three silent intervals count as a drop.
+    pub ping_interval: Duration,
+}
+
+pub struct AppInner {
+    pub keys: KeyStore,
+    pub registry: Registry,
+    pub max_message_bytes: usize,
+    pub ping_interval: Duration,
+    pub dev_mode: bool,
+}
+
+pub type AppState = Arc<AppInner>;
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    /// The media address of each worker.
+    pub media_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _sfu: Arc<chorus_sfu::Sfu>,
+}
+
+impl RunningServer {
+    /// Ask the server to stop accepting connections and finish.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Wait until the HTTP server has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Bind every socket, start the media workers and serve.
+pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
+    let sfu = Arc::new(chorus_sfu::Sfu::start(&settings.sfu)?);
+    let media_addrs = sfu.workers().iter().map(|w| w.local_addr()).collect();
+    let registry = Registry::new(
+        sfu.clone(),
+        RoomSettings {
+            resume_window: settings.resume_window,
+            ping_interval: settings.ping_interval,
+        },
+    );
+    let state: AppState = Arc::new(AppInner {
+        keys: settings.keys,
+        registry,
+        max_message_bytes: settings.max_message_bytes,
+        ping_interval: settings.ping_interval,
+        dev_mode: settings.dev_mode,
+    });
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%http_addr, "signaling listening");
+    Ok(RunningServer {
+        http_addr,
+        media_addrs,
+        shutdown,
+        task,
+        _sfu: sfu,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/", get(assets::index))
+        .route("/demo.js", get(assets::demo_js))
+        .route("/demo.css", get(assets::demo_css))
+        .route("/sdk/chorus.js", get(assets::sdk_js))
+        .route("/healthz", get(healthz))
+        .route("/rtc", get(rtc));
+    if state.dev_mode {
+        app = app.route("/dev/token", get(dev_token));
+    }
+    app.with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({ "status": "ok", "rooms": state.registry.len() })).into_response()
+}
+
+async fn rtc(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Query(query): Query<RtcQuery>,
+) -> Response {
+    ws.max_message_size(WS_HARD_LIMIT)
+        .max_frame_size(WS_HARD_LIMIT)
+        .on_upgrade(move |socket| session::run(socket, state, query))
+}
+
+#[derive(Debug, Deserialize)]
+struct DevTokenQuery {
+    room: Option<String>,
+    identity: Option<String>,
+    name: Option<String>,
+}
+
+/// Dev mode only: a token for the demo page. Never routed when API keys are configured.
+async fn dev_token(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<DevTokenQuery>,
+) -> Response {
+    let room = q.room.filter(|r| !r.is_empty()).unwrap_or_else(|| "demo".into());
+    let identity = q
+        .identity
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| format!("guest-{}", crate::ids::random_string(6)));
+    let req = TokenRequest {
+        api_key: None,
+        identity: identity.clone(),
+        name: q.name.filter(|n| !n.is_empty()),
+        room: room.clone(),
+        ttl: DEV_TOKEN_TTL,
+        grants: Grants::default(),
+        not_before: None,
+    };
+    match state.keys.issue(&req) {
+        Ok(token) => {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1:7880");
+            Json(serde_json::json!({
+                "token": token,
+                "wsUrl": format!("ws://{host}/rtc"),
+                "room": room,
+                "identity": identity,
+            }))
+            .into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,85 @@
+//! An in-process server on loopback for integration tests (here and in `client/`): random API key, free
+//! ports, one media worker.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::auth::{ApiKey, Grants, KeyStore, TokenRequest};
+use crate::server::{self, RunningServer, ServerSettings};
+
+pub struct TestServer {
+    pub server: RunningServer,
+    keys: KeyStore,
+}
+
+impl TestServer {
+    /// Start a server on 127.0.0.1 with free HTTP and UDP ports.
+    pub async fn start() -> anyhow::Result<TestServer> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start a server after letting `tweak` adjust the settings.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerSettings)) -> anyhow::Result<TestServer> {
+        let key = ApiKey {
+            key: format!("test-{}", crate::ids::random_string(6)),
+            secret: crate::ids::random_string(40),
+        };
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut settings = ServerSettings {
+            http_addr: SocketAddr::new(loopback, 0),
+            keys: KeyStore::new(vec![key.clone()])?,
+            dev_mode: false,
+            sfu: chorus_sfu::SfuConfig {
+                bind_ip: loopback,
+                port: 0,
+                advertised_ip: loopback,
+                workers: 1,
+            },
+            max_message_bytes: chorus_protocol::DEFAULT_MAX_MESSAGE_BYTES,
+            resume_window: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(5),
+        };
+        tweak(&mut settings);
+        let keys = KeyStore::new(vec![key])?;
+        let server = server::start(settings).await?;
+        Ok(TestServer { server, keys })
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.server.http_addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/rtc", self.server.http_addr)
+    }
+
+    /// A valid token with default grants.
+    pub fn token(&self, room: &str, identity: &str) -> String {
+        self.token_with(room, identity, Grants::default())
+    }
+
+    pub fn token_with(&self, room: &str, identity: &str, grants: Grants) -> String {
+        self.keys
+            .issue(&TokenRequest {
+                api_key: None,
+                identity: identity.to_string(),
+                name: None,
+                room: room.to_string(),
+                ttl: Duration::from_secs(600),
+                grants,
+                not_before: None,
+            })
+            .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+
+    /// The key store, to craft unusual tokens in tests.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.shutdown();
+    }
+}
