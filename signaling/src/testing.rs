@@ -10,6 +10,7 @@ use crate::server::{self, RunningServer, ServerSettings};
 pub struct TestServer {
     pub server: RunningServer,
     keys: KeyStore,
+    api_key: ApiKey,
 }
 
 impl TestServer {
@@ -40,9 +41,13 @@ impl TestServer {
             ping_interval: Duration::from_secs(5),
         };
         tweak(&mut settings);
-        let keys = KeyStore::new(vec![key])?;
+        let keys = KeyStore::new(vec![key.clone()])?;
         let server = server::start(settings).await?;
-        Ok(TestServer { server, keys })
+        Ok(TestServer {
+            server,
+            keys,
+            api_key: key,
+        })
     }
 
     pub fn http_url(&self) -> String {
@@ -70,6 +75,11 @@ impl TestServer {
                 not_before: None,
             })
             .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+
+    /// The API key and secret, to hand-craft tokens in tests.
+    pub fn api_key(&self) -> &ApiKey {
+        &self.api_key
     }
 
     /// The key store, to craft unusual tokens in tests.
