@@ -108,7 +108,9 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"leave"}"#), Ok(ClientMessage::Leave));
         assert_eq!(
-            parse(r#"{"type":"candidate","target":"subscriber","candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}"#),
+            parse(
+                r#"{"type":"candidate","target":"subscriber","candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}"#
+            ),
             Ok(ClientMessage::Candidate {
                 target: PcTarget::Subscriber,
                 candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into()
@@ -120,12 +122,22 @@ mod tests {
             r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"0","kind":"video","source":"camera","layers":["q","h","f"]}]}"#,
         )
         .expect("offer parses");
-        assert!(matches!(offer, ClientMessage::Offer { tracks, .. } if tracks[0].layers.len() == 3));
+        assert!(
+            matches!(offer, ClientMessage::Offer { tracks, .. } if tracks[0].layers.len() == 3)
+        );
     }
 
     #[test]
     fn malformed_json_is_bad_request() {
-        for text in ["", "{", "not json", "[1,2]", "{\"type\":5}", "\u{0}\u{1}", "{\"type\":\"offer\"}"] {
+        for text in [
+            "",
+            "{",
+            "not json",
+            "[1,2]",
+            "{\"type\":5}",
+            "\u{0}\u{1}",
+            "{\"type\":\"offer\"}",
+        ] {
             let err = parse(text).expect_err(text);
             assert_eq!(err.code, ErrorCode::BadRequest, "{text}: {err}");
         }
@@ -169,7 +181,10 @@ mod tests {
     #[test]
     fn server_messages_round_trip_with_type_tag() {
         use crate::server::ServerMessage;
-        let msg = ServerMessage::Error(ErrorMessage::new(ErrorCode::WrongRoom, "token is for room a"));
+        let msg = ServerMessage::Error(ErrorMessage::new(
+            ErrorCode::WrongRoom,
+            "token is for room a",
+        ));
         let json = serde_json::to_string(&msg).expect("serializes");
         assert!(json.contains(r#""type":"error""#), "{json}");
         assert!(json.contains(r#""code":"wrong_room""#), "{json}");

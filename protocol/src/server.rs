@@ -13,15 +13,22 @@ pub enum ServerMessage {
     /// Answer to a `join` with `resume`: the same shape, with the room as it is now.
     Resumed(JoinedResponse),
     /// SDP answer to the client's publisher `offer`.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     /// SDP offer for the subscriber connection, with the track carried by each `mid`.
     Offer {
         sdp: String,
         tracks: Vec<SubscribedTrack>,
     },
     /// A server ICE candidate (the server is ICE-lite and puts its candidates in the SDP, so this is rare).
-    Candidate { target: PcTarget, candidate: String },
-    ParticipantJoined { participant: ParticipantInfo },
+    Candidate {
+        target: PcTarget,
+        candidate: String,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
     #[serde(rename_all = "camelCase")]
     ParticipantLeft {
         participant_sid: String,
@@ -45,12 +52,16 @@ pub enum ServerMessage {
         muted: bool,
     },
     /// The server confirms the sid given to each track of a publisher offer (sent before the `answer`).
-    TracksAssigned { tracks: Vec<AssignedTrack> },
+    TracksAssigned {
+        tracks: Vec<AssignedTrack>,
+    },
     Pong {
         timestamp: u64,
     },
     /// The server ended this participant's session; the connection closes after this message.
-    Left { reason: String },
+    Left {
+        reason: String,
+    },
     Error(ErrorMessage),
 }
 

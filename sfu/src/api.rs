@@ -110,7 +110,9 @@ impl fmt::Debug for Command {
                 write!(f, "AddParticipant({room:?}, {participant})")
             }
             Command::PublisherOffer {
-                participant, tracks, ..
+                participant,
+                tracks,
+                ..
             } => write!(f, "PublisherOffer({participant}, {} tracks)", tracks.len()),
             Command::SubscriberAnswer { participant, .. } => {
                 write!(f, "SubscriberAnswer({participant})")

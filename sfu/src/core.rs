@@ -290,8 +290,8 @@ impl WorkerCore {
             tracing::warn!(participant = %pk, ?room, "participant for an unknown room");
             return;
         };
-        let peers = Peer::new(now, self.local_addr)
-            .and_then(|p| Ok((p, Peer::new(now, self.local_addr)?)));
+        let peers =
+            Peer::new(now, self.local_addr).and_then(|p| Ok((p, Peer::new(now, self.local_addr)?)));
         let (publisher, subscriber) = match peers {
             Ok(peers) => peers,
             Err(e) => {
@@ -323,7 +323,12 @@ impl WorkerCore {
             Ok((answer, gone)) => {
                 for spec in specs {
                     self.tracks.entry(spec.track).or_insert_with(|| {
-                        TrackRoute::new(room, pk, str0m::media::Mid::from(spec.mid.as_str()), spec.kind)
+                        TrackRoute::new(
+                            room,
+                            pk,
+                            str0m::media::Mid::from(spec.mid.as_str()),
+                            spec.kind,
+                        )
                     });
                 }
                 for track in gone {
@@ -471,7 +476,13 @@ impl WorkerCore {
                 if pc == PcKind::Subscriber {
                     self.connected_subscribers.insert(pk);
                 }
-                self.emit_for(pk, Event::Connected { participant: pk, pc });
+                self.emit_for(
+                    pk,
+                    Event::Connected {
+                        participant: pk,
+                        pc,
+                    },
+                );
             }
             RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.fail_participant(pk, format!("{pc:?} connection: ICE disconnected"));
@@ -632,10 +643,16 @@ impl WorkerCore {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(out_pt, seq.into(), timestamp, pkt.timestamp, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .nackable(video)
-                    .ext_vals(ext.clone()),
+                RtpWrite::new(
+                    out_pt,
+                    seq.into(),
+                    timestamp,
+                    pkt.timestamp,
+                    pkt.payload.clone(),
+                )
+                .marker(pkt.header.marker)
+                .nackable(video)
+                .ext_vals(ext.clone()),
             );
             self.stats.rtp_forwarded += 1;
             if !self.dirty.contains(&(sk, PcKind::Subscriber)) {

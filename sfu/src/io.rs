@@ -86,7 +86,10 @@ impl Sfu {
                 0
             } else {
                 u16::try_from(usize::from(config.port) + index).map_err(|_| {
-                    SfuError::Config(format!("port {} + {index} workers exceeds 65535", config.port))
+                    SfuError::Config(format!(
+                        "port {} + {index} workers exceeds 65535",
+                        config.port
+                    ))
                 })?
             };
             let addr = SocketAddr::new(config.bind_ip, port);

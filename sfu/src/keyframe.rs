@@ -68,7 +68,9 @@ fn h264_keyframe(p: &[u8]) -> bool {
             let mut i = 1;
             while i + 2 < p.len() {
                 let size = usize::from(u16::from_be_bytes([p[i], p[i + 1]]));
-                let Some(&nal) = p.get(i + 2) else { return false };
+                let Some(&nal) = p.get(i + 2) else {
+                    return false;
+                };
                 if size > 0 && is_key(nal & 0x1f) {
                     return true;
                 }
@@ -76,7 +78,9 @@ fn h264_keyframe(p: &[u8]) -> bool {
             }
             false
         }
-        28 => p.get(1).is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        28 => p
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
         t => is_key(t),
     }
 }

@@ -9,13 +9,15 @@
 mod api;
 pub mod core;
 mod forwarder;
-mod keyframe;
 mod io;
+mod keyframe;
 mod participant;
 mod peer;
 mod room;
 mod router;
 
-pub use api::{Command, Event, EventSink, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
+pub use api::{
+    Command, Event, EventSink, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec,
+};
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};

@@ -79,7 +79,8 @@ impl Participant {
         sdp: &str,
         tracks: &[TrackSpec],
     ) -> Result<(String, Vec<TrackKey>), String> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| format!("invalid SDP offer: {e}"))?;
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| format!("invalid SDP offer: {e}"))?;
         let answer = self
             .publisher
             .rtc()

@@ -104,7 +104,10 @@ mod tests {
         let peer = (ParticipantKey(1), PcKind::Subscriber);
         r.add_ufrag("abcd".into(), peer);
         assert_eq!(r.route(addr(5000), &[22, 254, 253, 0, 0]), None);
-        assert_eq!(r.route(addr(5000), &stun_with_username("abcd:zz")), Some(peer));
+        assert_eq!(
+            r.route(addr(5000), &stun_with_username("abcd:zz")),
+            Some(peer)
+        );
         assert_eq!(r.route(addr(5000), &[22, 254, 253, 0, 0]), Some(peer));
         assert_eq!(r.route(addr(5001), &[128, 0]), None);
         r.remove_participant(ParticipantKey(1));

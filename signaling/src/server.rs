@@ -155,7 +155,10 @@ async fn dev_token(
     headers: axum::http::HeaderMap,
     Query(q): Query<DevTokenQuery>,
 ) -> Response {
-    let room = q.room.filter(|r| !r.is_empty()).unwrap_or_else(|| "demo".into());
+    let room = q
+        .room
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "demo".into());
     let identity = q
         .identity
         .filter(|i| !i.is_empty())

@@ -78,7 +78,11 @@ pub async fn run(socket: WebSocket, state: AppState, query: RtcQuery) {
             Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
             Ok(Some(Ok(Message::Text(text)))) => text,
             Ok(Some(Ok(Message::Binary(_)))) => {
-                send_error(&out_tx, ErrorCode::BadRequest, "binary frames are not part of the protocol");
+                send_error(
+                    &out_tx,
+                    ErrorCode::BadRequest,
+                    "binary frames are not part of the protocol",
+                );
                 continue;
             }
             Ok(Some(Ok(_))) => continue, // ping/pong frames
@@ -107,12 +111,21 @@ pub async fn run(socket: WebSocket, state: AppState, query: RtcQuery) {
                 }
             }
             (None, _) => send_error(&out_tx, ErrorCode::NotJoined, "send `join` first"),
-            (Some(_), ClientMessage::Join(_)) => {
-                send_error(&out_tx, ErrorCode::AlreadyJoined, "this connection has already joined")
-            }
+            (Some(_), ClientMessage::Join(_)) => send_error(
+                &out_tx,
+                ErrorCode::AlreadyJoined,
+                "this connection has already joined",
+            ),
             (Some(j), msg) => {
                 left |= matches!(msg, ClientMessage::Leave);
-                if j.room.tx.send(RoomMsg::Client { from: j.attached, msg }).is_err() {
+                if j.room
+                    .tx
+                    .send(RoomMsg::Client {
+                        from: j.attached,
+                        msg,
+                    })
+                    .is_err()
+                {
                     break;
                 }
             }

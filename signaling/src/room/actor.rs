@@ -176,9 +176,12 @@ impl Room {
         });
         member.send(ServerMessage::Joined(self.snapshot(&member)));
         if member.visible() {
-            self.broadcast(key, ServerMessage::ParticipantJoined {
-                participant: member.info(Vec::new()),
-            });
+            self.broadcast(
+                key,
+                ServerMessage::ParticipantJoined {
+                    participant: member.info(Vec::new()),
+                },
+            );
         }
         self.members.insert(key, member);
         self.subscribe_newcomer(key);
@@ -289,10 +292,13 @@ impl Room {
         });
         tracing::info!(room = %self.name, participant = %member.sid, reason, "left");
         if member.visible() {
-            self.broadcast(key, ServerMessage::ParticipantLeft {
-                participant_sid: member.sid.clone(),
-                reason: reason.to_string(),
-            });
+            self.broadcast(
+                key,
+                ServerMessage::ParticipantLeft {
+                    participant_sid: member.sid.clone(),
+                    reason: reason.to_string(),
+                },
+            );
         }
         if self.members.is_empty() {
             self.closing = true;

@@ -33,6 +33,10 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
     ServerMessage::Error(ErrorMessage::new(code, message))
 }
 
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Result<(), ErrorMessage> {
+    Err(ErrorMessage::new(code, message))
+}
+
 impl Room {
     pub(super) fn track_infos(&self, member: &Member) -> Vec<TrackInfo> {
         member
@@ -44,48 +48,53 @@ impl Room {
             .collect()
     }
 
-    fn validate_offer(member: &Member, specs: &[PublishTrack]) -> Result<(), ServerMessage> {
+    fn validate_offer(member: &Member, specs: &[PublishTrack]) -> Result<(), ErrorMessage> {
         if !specs.is_empty() && !member.grants.can_publish {
-            return Err(error(
+            return refuse(
                 ErrorCode::PermissionDenied,
                 "this token does not allow publishing (canPublish is false)",
-            ));
+            );
         }
         if !specs.is_empty() && member.grants.hidden {
-            return Err(error(
+            return refuse(
                 ErrorCode::PermissionDenied,
                 "hidden participants cannot publish",
-            ));
+            );
         }
         if specs.len() > MAX_TRACKS_PER_PARTICIPANT {
-            return Err(error(
+            return refuse(
                 ErrorCode::BadRequest,
                 format!("an offer may carry at most {MAX_TRACKS_PER_PARTICIPANT} tracks"),
-            ));
+            );
         }
         for (i, s) in specs.iter().enumerate() {
             if s.mid.is_empty() || s.mid.len() > MAX_LABEL_LEN || s.name.len() > MAX_LABEL_LEN {
-                return Err(error(
+                return refuse(
                     ErrorCode::BadRequest,
                     format!("tracks[{i}]: mid must be 1-{MAX_LABEL_LEN} chars and name at most {MAX_LABEL_LEN}"),
-                ));
+                );
             }
             if specs[..i].iter().any(|o| o.mid == s.mid) {
-                return Err(error(
+                return refuse(
                     ErrorCode::BadRequest,
                     format!("tracks[{i}]: mid {:?} listed twice", s.mid),
-                ));
+                );
             }
         }
         Ok(())
     }
 
-    pub(super) fn publisher_offer(&mut self, key: ParticipantKey, sdp: String, specs: Vec<PublishTrack>) {
+    pub(super) fn publisher_offer(
+        &mut self,
+        key: ParticipantKey,
+        sdp: String,
+        specs: Vec<PublishTrack>,
+    ) {
         let Some(member) = self.members.get(&key) else {
             return;
         };
         if let Err(e) = Self::validate_offer(member, &specs) {
-            member.send(e);
+            member.send(ServerMessage::Error(e));
             return;
         }
         let existing: Vec<TrackKey> = member.tracks.clone();
@@ -243,11 +252,14 @@ impl Room {
         });
         if announced {
             if let Some(sid) = self.members.get(&key).map(|m| m.sid.clone()) {
-                self.broadcast(key, ServerMessage::TrackMuted {
-                    participant_sid: sid,
-                    track_sid: track_sid.to_string(),
-                    muted,
-                });
+                self.broadcast(
+                    key,
+                    ServerMessage::TrackMuted {
+                        participant_sid: sid,
+                        track_sid: track_sid.to_string(),
+                        muted,
+                    },
+                );
             }
         }
     }
@@ -271,14 +283,22 @@ impl Room {
         owner.tracks.retain(|k| *k != track_key);
         let owner_sid = owner.sid.clone();
         if track.announced {
-            self.broadcast(track.owner, ServerMessage::TrackUnpublished {
-                participant_sid: owner_sid,
-                track_sid: track.sid,
-            });
+            self.broadcast(
+                track.owner,
+                ServerMessage::TrackUnpublished {
+                    participant_sid: owner_sid,
+                    track_sid: track.sid,
+                },
+            );
         }
     }
 
-    pub(super) fn subscribe(&mut self, key: ParticipantKey, track_sids: &[String], subscribe: bool) {
+    pub(super) fn subscribe(
+        &mut self,
+        key: ParticipantKey,
+        track_sids: &[String],
+        subscribe: bool,
+    ) {
         let Some(member) = self.members.get_mut(&key) else {
             return;
         };
@@ -318,7 +338,9 @@ impl Room {
 
     pub(super) fn media_event(&mut self, ev: Event) {
         match ev {
-            Event::PublisherAnswer { participant, sdp } => self.publisher_answered(participant, sdp),
+            Event::PublisherAnswer { participant, sdp } => {
+                self.publisher_answered(participant, sdp)
+            }
             Event::SubscriberOffer {
                 participant,
                 sdp,

@@ -18,6 +18,8 @@ use crate::auth::VerifiedToken;
 pub use registry::{Registry, RoomHandle, RoomSettings};
 
 /// What a room sends to a session.
+// Boxing would add an allocation per message to save space only in the rare `Close`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Outbound {
     Message(ServerMessage),
@@ -54,9 +56,13 @@ pub enum RoomMsg {
         msg: ClientMessage,
     },
     /// The session's WebSocket went away without `leave`.
-    Detached { from: Attached },
+    Detached {
+        from: Attached,
+    },
     /// The resume window of a detached participant has passed.
-    ResumeExpired { from: Attached },
+    ResumeExpired {
+        from: Attached,
+    },
     Media(chorus_sfu::Event),
 }
 
