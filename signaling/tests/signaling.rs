@@ -56,7 +56,11 @@ fn error_code(msg: &ServerMessage) -> Option<ErrorCode> {
     }
 }
 
-async fn join(ts: &TestServer, room: &str, identity: &str) -> (Ws, chorus_protocol::JoinedResponse) {
+async fn join(
+    ts: &TestServer,
+    room: &str,
+    identity: &str,
+) -> (Ws, chorus_protocol::JoinedResponse) {
     let mut ws = connect(&ts.ws_url()).await;
     let token = ts.token(room, identity);
     send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
@@ -78,14 +82,24 @@ async fn join_reports_the_room_and_others_see_joins_and_leaves() {
     let (mut bob, bj) = join(&ts, "r1", "bob").await;
     assert_eq!(bj.participants.len(), 1);
     assert_eq!(bj.participants[0].identity, "alice");
-    let joined = recv_until(&mut alice, |m| matches!(m, ServerMessage::ParticipantJoined { .. })).await;
-    assert!(matches!(joined, ServerMessage::ParticipantJoined { participant } if participant.identity == "bob"));
+    let joined = recv_until(&mut alice, |m| {
+        matches!(m, ServerMessage::ParticipantJoined { .. })
+    })
+    .await;
+    assert!(
+        matches!(joined, ServerMessage::ParticipantJoined { participant } if participant.identity == "bob")
+    );
 
     send(&mut bob, r#"{"type":"leave"}"#).await;
     let left = recv_until(&mut bob, |m| matches!(m, ServerMessage::Left { .. })).await;
     assert!(matches!(left, ServerMessage::Left { reason } if reason == "left"));
-    let gone = recv_until(&mut alice, |m| matches!(m, ServerMessage::ParticipantLeft { .. })).await;
-    assert!(matches!(gone, ServerMessage::ParticipantLeft { participant_sid, .. } if participant_sid == bj.participant.sid));
+    let gone = recv_until(&mut alice, |m| {
+        matches!(m, ServerMessage::ParticipantLeft { .. })
+    })
+    .await;
+    assert!(
+        matches!(gone, ServerMessage::ParticipantLeft { participant_sid, .. } if participant_sid == bj.participant.sid)
+    );
 }
 
 #[tokio::test]
@@ -94,7 +108,10 @@ async fn token_in_query_string_works() {
     let token = ts.token("q", "carol");
     let mut ws = connect(&format!("{}?access_token={token}&room=q", ts.ws_url())).await;
     send(&mut ws, r#"{"type":"join"}"#).await;
-    assert!(matches!(recv(&mut ws).await, Some(ServerMessage::Joined(_))));
+    assert!(matches!(
+        recv(&mut ws).await,
+        Some(ServerMessage::Joined(_))
+    ));
 }
 
 #[tokio::test]
@@ -123,8 +140,16 @@ async fn bad_tokens_get_a_fatal_error_and_a_closed_connection_while_others_carry
     }));
     let cases = [
         ("garbage".to_string(), ErrorCode::Unauthorized, None),
-        (format!("{}x", ts.token("r2", "mallory")), ErrorCode::Unauthorized, None),
-        (ts.token("other-room", "eve"), ErrorCode::WrongRoom, Some("r2")),
+        (
+            format!("{}x", ts.token("r2", "mallory")),
+            ErrorCode::Unauthorized,
+            None,
+        ),
+        (
+            ts.token("other-room", "eve"),
+            ErrorCode::WrongRoom,
+            Some("r2"),
+        ),
     ];
     for (token, code, room) in cases {
         let url = match room {
@@ -136,15 +161,24 @@ async fn bad_tokens_get_a_fatal_error_and_a_closed_connection_while_others_carry
         let msg = recv(&mut ws).await.expect("an error message");
         assert_eq!(error_code(&msg), Some(code), "{msg:?}");
         assert!(matches!(&msg, ServerMessage::Error(e) if e.fatal && !e.message.is_empty()));
-        assert!(recv(&mut ws).await.is_none(), "connection closed after fatal error");
+        assert!(
+            recv(&mut ws).await.is_none(),
+            "connection closed after fatal error"
+        );
     }
     // Expired and not-yet-valid tokens are refused with their own codes.
-    for (token, code) in [(expired, ErrorCode::TokenExpired), (early, ErrorCode::TokenNotYetValid)] {
+    for (token, code) in [
+        (expired, ErrorCode::TokenExpired),
+        (early, ErrorCode::TokenNotYetValid),
+    ] {
         let mut ws = connect(&ts.ws_url()).await;
         send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
         let msg = recv(&mut ws).await.expect("an error message");
         assert_eq!(error_code(&msg), Some(code), "{msg:?}");
-        assert!(recv(&mut ws).await.is_none(), "connection closed after fatal error");
+        assert!(
+            recv(&mut ws).await.is_none(),
+            "connection closed after fatal error"
+        );
     }
 
     // Alice noticed nothing and is still served.
@@ -158,7 +192,10 @@ async fn malformed_frames_get_errors_and_the_connection_stays_open() {
     let ts = TestServer::start().await.expect("server starts");
     let mut ws = connect(&ts.ws_url()).await;
     send(&mut ws, r#"{"type":"offer","sdp":"v=0"}"#).await;
-    assert_eq!(error_code(&recv(&mut ws).await.expect("reply")), Some(ErrorCode::NotJoined));
+    assert_eq!(
+        error_code(&recv(&mut ws).await.expect("reply")),
+        Some(ErrorCode::NotJoined)
+    );
 
     let (mut ws, _) = join(&ts, "r3", "dave").await;
     let oversized = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
@@ -174,16 +211,42 @@ async fn malformed_frames_get_errors_and_the_connection_stays_open() {
         let msg = recv(&mut ws).await.expect("reply");
         assert_eq!(error_code(&msg), Some(code), "for {:.40}: {msg:?}", text);
     }
-    ws.send(Message::Binary(vec![1, 2, 3].into())).await.expect("send");
-    assert_eq!(error_code(&recv(&mut ws).await.expect("reply")), Some(ErrorCode::BadRequest));
-    send(&mut ws, r#"{"type":"mute","trackSid":"TR_nope","muted":true}"#).await;
-    assert_eq!(error_code(&recv(&mut ws).await.expect("reply")), Some(ErrorCode::UnknownTrack));
-    send(&mut ws, r#"{"type":"offer","sdp":"this is not sdp","tracks":[]}"#).await;
-    let msg = recv_until(&mut ws, |m| error_code(m).is_some() || matches!(m, ServerMessage::Answer { .. })).await;
-    assert_eq!(error_code(&msg), Some(ErrorCode::NegotiationFailed), "{msg:?}");
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .expect("send");
+    assert_eq!(
+        error_code(&recv(&mut ws).await.expect("reply")),
+        Some(ErrorCode::BadRequest)
+    );
+    send(
+        &mut ws,
+        r#"{"type":"mute","trackSid":"TR_nope","muted":true}"#,
+    )
+    .await;
+    assert_eq!(
+        error_code(&recv(&mut ws).await.expect("reply")),
+        Some(ErrorCode::UnknownTrack)
+    );
+    send(
+        &mut ws,
+        r#"{"type":"offer","sdp":"this is not sdp","tracks":[]}"#,
+    )
+    .await;
+    let msg = recv_until(&mut ws, |m| {
+        error_code(m).is_some() || matches!(m, ServerMessage::Answer { .. })
+    })
+    .await;
+    assert_eq!(
+        error_code(&msg),
+        Some(ErrorCode::NegotiationFailed),
+        "{msg:?}"
+    );
     // Still alive.
     send(&mut ws, r#"{"type":"ping","timestamp":7}"#).await;
-    assert_eq!(recv(&mut ws).await, Some(ServerMessage::Pong { timestamp: 7 }));
+    assert_eq!(
+        recv(&mut ws).await,
+        Some(ServerMessage::Pong { timestamp: 7 })
+    );
 }
 
 #[tokio::test]
@@ -199,13 +262,19 @@ async fn publishing_without_the_grant_is_refused() {
     );
     let mut ws = connect(&ts.ws_url()).await;
     send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
-    assert!(matches!(recv(&mut ws).await, Some(ServerMessage::Joined(_))));
+    assert!(matches!(
+        recv(&mut ws).await,
+        Some(ServerMessage::Joined(_))
+    ));
     send(
         &mut ws,
         r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"0","kind":"audio","source":"microphone"}]}"#,
     )
     .await;
-    assert_eq!(error_code(&recv(&mut ws).await.expect("reply")), Some(ErrorCode::PermissionDenied));
+    assert_eq!(
+        error_code(&recv(&mut ws).await.expect("reply")),
+        Some(ErrorCode::PermissionDenied)
+    );
 }
 
 #[tokio::test]
@@ -213,7 +282,10 @@ async fn a_dropped_connection_resumes_without_others_seeing_a_leave() {
     let ts = TestServer::start().await.expect("server starts");
     let (mut alice, _) = join(&ts, "r5", "alice").await;
     let (bob, bj) = join(&ts, "r5", "bob").await;
-    recv_until(&mut alice, |m| matches!(m, ServerMessage::ParticipantJoined { .. })).await;
+    recv_until(&mut alice, |m| {
+        matches!(m, ServerMessage::ParticipantJoined { .. })
+    })
+    .await;
 
     drop(bob); // the TCP connection just goes away
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -234,7 +306,10 @@ async fn a_dropped_connection_resumes_without_others_seeing_a_leave() {
     }
     // Alice saw no leave: the next thing she gets is the pong.
     send(&mut alice, r#"{"type":"ping","timestamp":1}"#).await;
-    assert_eq!(recv(&mut alice).await, Some(ServerMessage::Pong { timestamp: 1 }));
+    assert_eq!(
+        recv(&mut alice).await,
+        Some(ServerMessage::Pong { timestamp: 1 })
+    );
 
     // A wrong resume token is refused.
     let mut eve = connect(&ts.ws_url()).await;
@@ -243,7 +318,10 @@ async fn a_dropped_connection_resumes_without_others_seeing_a_leave() {
         bj.participant.sid
     );
     send(&mut eve, &bad).await;
-    assert_eq!(error_code(&recv(&mut eve).await.expect("reply")), Some(ErrorCode::ResumeFailed));
+    assert_eq!(
+        error_code(&recv(&mut eve).await.expect("reply")),
+        Some(ErrorCode::ResumeFailed)
+    );
 }
 
 #[tokio::test]
@@ -253,10 +331,18 @@ async fn a_dropped_connection_that_does_not_resume_leaves_after_the_window() {
         .expect("server starts");
     let (mut alice, _) = join(&ts, "r6", "alice").await;
     let (bob, bj) = join(&ts, "r6", "bob").await;
-    recv_until(&mut alice, |m| matches!(m, ServerMessage::ParticipantJoined { .. })).await;
+    recv_until(&mut alice, |m| {
+        matches!(m, ServerMessage::ParticipantJoined { .. })
+    })
+    .await;
     drop(bob);
-    let left = recv_until(&mut alice, |m| matches!(m, ServerMessage::ParticipantLeft { .. })).await;
-    assert!(matches!(left, ServerMessage::ParticipantLeft { participant_sid, reason } if participant_sid == bj.participant.sid && reason == "disconnected"));
+    let left = recv_until(&mut alice, |m| {
+        matches!(m, ServerMessage::ParticipantLeft { .. })
+    })
+    .await;
+    assert!(
+        matches!(left, ServerMessage::ParticipantLeft { participant_sid, reason } if participant_sid == bj.participant.sid && reason == "disconnected")
+    );
 }
 
 #[tokio::test]
@@ -264,7 +350,11 @@ async fn joining_twice_with_one_identity_replaces_the_first() {
     let ts = TestServer::start().await.expect("server starts");
     let (mut first, _) = join(&ts, "r7", "zoe").await;
     let (_second, sj) = join(&ts, "r7", "zoe").await;
-    assert!(sj.participants.is_empty(), "the old zoe is gone: {:?}", sj.participants);
+    assert!(
+        sj.participants.is_empty(),
+        "the old zoe is gone: {:?}",
+        sj.participants
+    );
     let msg = recv_until(&mut first, |m| matches!(m, ServerMessage::Left { .. })).await;
     assert!(matches!(msg, ServerMessage::Left { reason } if reason == "duplicateIdentity"));
 }
