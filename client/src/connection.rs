@@ -1,0 +1,243 @@
+//! The signaling WebSocket: the `join` handshake, a writer task (outgoing messages and keepalive `ping`s) and the
+//! reader loop that dispatches every server message to the publisher, the subscriber or the event stream.
+//!
+//! Owns the socket only; SDP and ICE work is done by `publisher.rs` / `subscriber.rs`, room state and events by
+//! `events.rs`. Nothing here panics on network input: a bad frame is logged and skipped.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chorus_protocol::{ClientMessage, JoinRequest, JoinedResponse, PcTarget, ServerMessage};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{debug, trace, warn};
+
+use crate::error::ClientError;
+use crate::events::EventSink;
+use crate::publisher::Publisher;
+use crate::subscriber::Subscriber;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type WsReader = SplitStream<Ws>;
+type WsWriter = SplitSink<Ws, Message>;
+
+/// Queues messages for the writer task. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub(crate) struct SignalSender {
+    tx: mpsc::UnboundedSender<ClientMessage>,
+}
+
+impl SignalSender {
+    pub(crate) fn send(&self, msg: ClientMessage) -> Result<(), ClientError> {
+        self.tx
+            .send(msg)
+            .map_err(|_| ClientError::Disconnected("signaling connection closed".into()))
+    }
+
+    /// A sender whose messages the test reads instead of a WebSocket.
+    #[cfg(test)]
+    pub(crate) fn test_pair() -> (Self, mpsc::UnboundedReceiver<ClientMessage>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (SignalSender { tx }, rx)
+    }
+}
+
+/// Opens the WebSocket, sends `join` and waits for `joined` (or the `error` that refuses it).
+pub(crate) async fn join(
+    ws_url: &str,
+    token: &str,
+    auto_subscribe: bool,
+    timeout: Duration,
+) -> Result<(Ws, JoinedResponse), ClientError> {
+    let handshake = async {
+        let (mut ws, _response) = tokio_tungstenite::connect_async(ws_url).await?;
+        let join = ClientMessage::Join(JoinRequest {
+            token: Some(token.to_owned()),
+            resume: None,
+            auto_subscribe: (!auto_subscribe).then_some(false),
+        });
+        ws.send(Message::text(encode(&join)?)).await?;
+        loop {
+            let Some(frame) = ws.next().await else {
+                return Err(ClientError::Disconnected(
+                    "connection closed before joined".into(),
+                ));
+            };
+            match decode(frame?) {
+                Some(ServerMessage::Joined(joined)) => return Ok((ws, joined)),
+                Some(ServerMessage::Error(err)) => return Err(err.into()),
+                Some(ServerMessage::Left { reason }) => {
+                    return Err(ClientError::Disconnected(format!("left: {reason}")))
+                }
+                Some(other) => {
+                    return Err(ClientError::Protocol(format!(
+                        "expected joined, got {other:?}"
+                    )))
+                }
+                None => continue,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| ClientError::Timeout("joined"))?
+}
+
+/// Splits the socket and starts the writer task (with keepalive pings every `ping_interval`).
+pub(crate) fn start_writer(
+    ws: Ws,
+    ping_interval: Duration,
+) -> (SignalSender, WsReader, JoinHandle<()>) {
+    let (sink, stream) = ws.split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(sink, rx, ping_interval));
+    (SignalSender { tx }, stream, writer)
+}
+
+async fn write_loop(
+    mut sink: WsWriter,
+    mut rx: mpsc::UnboundedReceiver<ClientMessage>,
+    ping_interval: Duration,
+) {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => msg,
+                None => break,
+            },
+            _ = ping.tick() => ClientMessage::Ping { timestamp: unix_millis() },
+        };
+        let text = match encode(&msg) {
+            Ok(text) => text,
+            Err(err) => {
+                warn!(%err, "dropping unencodable message");
+                continue;
+            }
+        };
+        trace!(%text, "send");
+        if let Err(err) = sink.send(Message::text(text)).await {
+            debug!(%err, "websocket write failed; writer stops");
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Everything a server message may need to reach.
+pub(crate) struct Dispatcher {
+    pub publisher: Arc<Publisher>,
+    pub subscriber: Arc<Subscriber>,
+    pub events: EventSink,
+}
+
+/// Reads server messages until the connection ends, then reports `Disconnected` once.
+///
+/// A server silent for three ping intervals is treated as gone (it answers every `ping` with `pong`).
+pub(crate) async fn read_loop(mut stream: WsReader, d: Dispatcher, ping_interval: Duration) {
+    let silence = (ping_interval * 3).max(Duration::from_secs(5));
+    let reason = loop {
+        let frame = match tokio::time::timeout(silence, stream.next()).await {
+            Err(_) => break "server silent for three ping intervals".to_owned(),
+            Ok(None) => break "connection closed".to_owned(),
+            Ok(Some(Err(err))) => break format!("websocket error: {err}"),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Message::Close(close) = &frame {
+            break match close {
+                Some(c) if !c.reason.is_empty() => format!("closed by server: {}", c.reason),
+                _ => "closed by server".to_owned(),
+            };
+        }
+        let Some(msg) = decode(frame) else { continue };
+        if let Some(reason) = dispatch(&d, msg).await {
+            break reason;
+        }
+    };
+    debug!(%reason, "signaling ended");
+    d.publisher
+        .fail_pending(ClientError::Disconnected(reason.clone()));
+    d.events.disconnected(reason);
+}
+
+/// Handles one server message; returns a reason when the session is over.
+async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
+    match msg {
+        ServerMessage::Answer { sdp } => d.publisher.on_answer(sdp),
+        ServerMessage::TracksAssigned { tracks } => d.publisher.on_tracks_assigned(tracks),
+        ServerMessage::Offer { sdp, tracks } => {
+            if let Err(err) = d.subscriber.handle_offer(sdp, tracks).await {
+                warn!(%err, "could not answer subscriber offer");
+                d.events.error(chorus_protocol::ErrorMessage::new(
+                    chorus_protocol::ErrorCode::NegotiationFailed,
+                    format!("client could not answer subscriber offer: {err}"),
+                ));
+            }
+        }
+        ServerMessage::Candidate { target, candidate } => {
+            let result = match target {
+                PcTarget::Publisher => d.publisher.add_remote_candidate(candidate).await,
+                PcTarget::Subscriber => d.subscriber.add_remote_candidate(candidate).await,
+            };
+            if let Err(err) = result {
+                debug!(%err, ?target, "ignoring server candidate");
+            }
+        }
+        ServerMessage::Pong { timestamp } => {
+            trace!(rtt_ms = unix_millis().saturating_sub(timestamp), "pong");
+        }
+        ServerMessage::Left { reason } => return Some(format!("left: {reason}")),
+        ServerMessage::Error(err) => {
+            warn!(code = ?err.code, message = %err.message, fatal = err.fatal, "server error");
+            d.publisher.on_server_error(&err);
+            let fatal = err.fatal;
+            let reason = format!("fatal server error {:?}: {}", err.code, err.message);
+            d.events.error(err);
+            if fatal {
+                return Some(reason);
+            }
+        }
+        ServerMessage::Joined(_) | ServerMessage::Resumed(_) => {
+            warn!("unexpected joined/resumed after join; ignored");
+        }
+        room @ (ServerMessage::ParticipantJoined { .. }
+        | ServerMessage::ParticipantLeft { .. }
+        | ServerMessage::TrackPublished { .. }
+        | ServerMessage::TrackUnpublished { .. }
+        | ServerMessage::TrackMuted { .. }) => d.events.room_message(room),
+    }
+    None
+}
+
+fn encode(msg: &ClientMessage) -> Result<String, ClientError> {
+    serde_json::to_string(msg).map_err(|e| ClientError::Protocol(format!("encode: {e}")))
+}
+
+/// Parses a text frame; anything else (ping/pong frames, binary, bad JSON) is logged and skipped.
+fn decode(frame: Message) -> Option<ServerMessage> {
+    let Message::Text(text) = frame else {
+        return None;
+    };
+    trace!(text = %text.as_str(), "recv");
+    match serde_json::from_str(text.as_str()) {
+        Ok(msg) => Some(msg),
+        Err(err) => {
+            warn!(%err, "ignoring unparsable server message");
+            None
+        }
+    }
+}
+
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,212 @@
+//! [`ClientEvent`]s and the client's view of the room (who else is there, with which tracks).
+//!
+//! The signaling loop feeds room messages in; this file keeps the participant list current and queues one event
+//! per message. The queue is bounded so that a load tester that never reads events does not grow without limit:
+//! when it is full, new events are dropped (and counted in a log line).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chorus_protocol::{ErrorCode, ErrorMessage, ParticipantInfo, ServerMessage, TrackInfo};
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+/// Something that happened in the room or to the connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// Another participant joined.
+    ParticipantJoined(ParticipantInfo),
+    /// A participant left (`reason` as the server gave it).
+    ParticipantLeft {
+        participant_sid: String,
+        reason: String,
+    },
+    /// A participant published a track.
+    TrackPublished {
+        participant_sid: String,
+        track: TrackInfo,
+    },
+    /// A participant stopped publishing a track.
+    TrackUnpublished {
+        participant_sid: String,
+        track_sid: String,
+    },
+    /// A participant muted or unmuted a track.
+    TrackMuted {
+        participant_sid: String,
+        track_sid: String,
+        muted: bool,
+    },
+    /// Media of a remote track started arriving on the subscriber connection.
+    TrackSubscribed {
+        participant_sid: String,
+        track_sid: String,
+        mid: String,
+    },
+    /// The server reported an error (non-fatal ones leave the session running).
+    Error {
+        code: ErrorCode,
+        message: String,
+        fatal: bool,
+    },
+    /// The session is over: `leave`, a `left` from the server, a fatal error or a network failure. Last event.
+    Disconnected { reason: String },
+}
+
+/// Shared by the signaling loop and the peer connections; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<ClientEvent>,
+    participants: Mutex<BTreeMap<String, ParticipantInfo>>,
+    disconnected: AtomicBool,
+    /// Flips to true after `Disconnected` is queued, so waiting readers can stop.
+    closed: watch::Sender<bool>,
+    dropped: AtomicU64,
+}
+
+impl EventSink {
+    pub(crate) fn new(
+        capacity: usize,
+        others: Vec<ParticipantInfo>,
+    ) -> (Self, mpsc::Receiver<ClientEvent>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let participants = others.into_iter().map(|p| (p.sid.clone(), p)).collect();
+        let inner = Inner {
+            tx,
+            participants: Mutex::new(participants),
+            disconnected: AtomicBool::new(false),
+            closed: watch::Sender::new(false),
+            dropped: AtomicU64::new(0),
+        };
+        (
+            EventSink {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+
+    /// The other participants as this client currently knows them.
+    pub(crate) fn participants(&self) -> Vec<ParticipantInfo> {
+        self.room().values().cloned().collect()
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.inner.disconnected.load(Ordering::Acquire)
+    }
+
+    /// Applies a room message (participant/track changes) and queues the matching event.
+    pub(crate) fn room_message(&self, msg: ServerMessage) {
+        let event = {
+            let mut room = self.room();
+            match msg {
+                ServerMessage::ParticipantJoined { participant } => {
+                    room.insert(participant.sid.clone(), participant.clone());
+                    ClientEvent::ParticipantJoined(participant)
+                }
+                ServerMessage::ParticipantLeft {
+                    participant_sid,
+                    reason,
+                } => {
+                    room.remove(&participant_sid);
+                    ClientEvent::ParticipantLeft {
+                        participant_sid,
+                        reason,
+                    }
+                }
+                ServerMessage::TrackPublished {
+                    participant_sid,
+                    track,
+                } => {
+                    if let Some(p) = room.get_mut(&participant_sid) {
+                        p.tracks.retain(|t| t.sid != track.sid);
+                        p.tracks.push(track.clone());
+                    }
+                    ClientEvent::TrackPublished {
+                        participant_sid,
+                        track,
+                    }
+                }
+                ServerMessage::TrackUnpublished {
+                    participant_sid,
+                    track_sid,
+                } => {
+                    if let Some(p) = room.get_mut(&participant_sid) {
+                        p.tracks.retain(|t| t.sid != track_sid);
+                    }
+                    ClientEvent::TrackUnpublished {
+                        participant_sid,
+                        track_sid,
+                    }
+                }
+                ServerMessage::TrackMuted {
+                    participant_sid,
+                    track_sid,
+                    muted,
+                } => {
+                    if let Some(t) = room
+                        .get_mut(&participant_sid)
+                        .and_then(|p| p.tracks.iter_mut().find(|t| t.sid == track_sid))
+                    {
+                        t.muted = muted;
+                    }
+                    ClientEvent::TrackMuted {
+                        participant_sid,
+                        track_sid,
+                        muted,
+                    }
+                }
+                _ => return,
+            }
+        };
+        self.emit(event);
+    }
+
+    pub(crate) fn error(&self, err: ErrorMessage) {
+        self.emit(ClientEvent::Error {
+            code: err.code,
+            message: err.message,
+            fatal: err.fatal,
+        });
+    }
+
+    /// Queues `Disconnected` the first time only.
+    pub(crate) fn disconnected(&self, reason: String) {
+        if !self.inner.disconnected.swap(true, Ordering::AcqRel) {
+            self.emit_inner(ClientEvent::Disconnected { reason });
+            self.inner.closed.send_replace(true);
+        }
+    }
+
+    /// Becomes true once the session is over and `Disconnected` has been queued.
+    pub(crate) fn closed(&self) -> watch::Receiver<bool> {
+        self.inner.closed.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: ClientEvent) {
+        if self.is_disconnected() {
+            return;
+        }
+        self.emit_inner(event);
+    }
+
+    fn emit_inner(&self, event: ClientEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.inner.tx.try_send(event) {
+            let dropped = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(dropped, ?event, "event queue full; event dropped");
+        }
+    }
+
+    fn room(&self) -> MutexGuard<'_, BTreeMap<String, ParticipantInfo>> {
+        // The map is always left consistent, so a poisoned lock is still usable.
+        self.inner
+            .participants
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

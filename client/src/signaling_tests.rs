@@ -1,0 +1,232 @@
+//! The signaling side of [`Client`] against a scripted WebSocket peer on loopback (no Chorus server): the join
+//! handshake, a refused join, room events and the participant list, keepalive, and `leave`.
+
+use std::time::Duration;
+
+use chorus_protocol::{
+    ClientMessage, ErrorCode, ErrorMessage, JoinedResponse, ParticipantInfo, RoomInfo,
+    ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{Client, ClientError, ClientEvent, ConnectOptions};
+
+type ServerWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+fn participant(sid: &str, identity: &str) -> ParticipantInfo {
+    ParticipantInfo {
+        sid: sid.into(),
+        identity: identity.into(),
+        name: String::new(),
+        tracks: vec![],
+    }
+}
+
+fn joined(others: Vec<ParticipantInfo>, ping_interval_secs: u64) -> ServerMessage {
+    ServerMessage::Joined(JoinedResponse {
+        protocol: PROTOCOL_VERSION,
+        room: RoomInfo {
+            name: "r".into(),
+            sid: "RM_1".into(),
+        },
+        participant: participant("PA_me", "me"),
+        participants: others,
+        resume_token: "rt".into(),
+        resume_window_secs: 10,
+        ping_interval_secs,
+        ice_servers: vec![],
+    })
+}
+
+/// Listens on an ephemeral loopback port and runs `script` on the first connection.
+async fn fake_server<F, Fut>(script: F) -> String
+where
+    F: FnOnce(ServerWs) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let ws = tokio_tungstenite::accept_async(tcp)
+            .await
+            .expect("ws accept");
+        script(ws).await;
+    });
+    format!("ws://{addr}/rtc")
+}
+
+async fn send(ws: &mut ServerWs, msg: &ServerMessage) {
+    let text = serde_json::to_string(msg).expect("encode");
+    ws.send(Message::text(text)).await.expect("send");
+}
+
+/// The next client message that is not a candidate or a ping.
+async fn recv(ws: &mut ServerWs) -> ClientMessage {
+    loop {
+        let frame = ws.next().await.expect("open").expect("frame");
+        if let Message::Text(text) = frame {
+            let msg: ClientMessage = serde_json::from_str(text.as_str()).expect("client message");
+            if !matches!(
+                msg,
+                ClientMessage::Candidate { .. } | ClientMessage::Ping { .. }
+            ) {
+                return msg;
+            }
+        }
+    }
+}
+
+async fn next_event(client: &Client) -> ClientEvent {
+    tokio::time::timeout(Duration::from_secs(10), client.next_event())
+        .await
+        .expect("event in time")
+        .expect("an event")
+}
+
+#[tokio::test]
+async fn join_events_and_leave() {
+    let url = fake_server(|mut ws| async move {
+        let join = recv(&mut ws).await;
+        assert!(
+            matches!(&join, ClientMessage::Join(j) if j.token.as_deref() == Some("tok") && j.auto_subscribe.is_none()),
+            "{join:?}"
+        );
+        send(&mut ws, &joined(vec![participant("PA_bob", "bob")], 1)).await;
+        send(&mut ws, &ServerMessage::ParticipantJoined { participant: participant("PA_carol", "carol") }).await;
+        let track = TrackInfo {
+            sid: "TR_1".into(),
+            kind: TrackKind::Audio,
+            source: TrackSource::Microphone,
+            name: String::new(),
+            muted: false,
+            layers: vec![],
+        };
+        send(&mut ws, &ServerMessage::TrackPublished { participant_sid: "PA_carol".into(), track }).await;
+        send(&mut ws, &ServerMessage::Error(ErrorMessage::new(ErrorCode::UnknownTrack, "no such track"))).await;
+        send(&mut ws, &ServerMessage::ParticipantLeft { participant_sid: "PA_bob".into(), reason: "left".into() }).await;
+        // A frame the client does not understand is skipped, not fatal.
+        ws.send(Message::text(r#"{"type":"fromTheFuture","x":1}"#)).await.expect("send");
+        // Keepalive: the client pings every second; answer one.
+        let ping = loop {
+            let frame = ws.next().await.expect("open").expect("frame");
+            if let Message::Text(text) = frame {
+                if let Ok(ClientMessage::Ping { timestamp }) = serde_json::from_str(text.as_str()) {
+                    break timestamp;
+                }
+            }
+        };
+        send(&mut ws, &ServerMessage::Pong { timestamp: ping }).await;
+        assert_eq!(recv(&mut ws).await, ClientMessage::Leave);
+        send(&mut ws, &ServerMessage::Left { reason: "left".into() }).await;
+        let _ = ws.close(None).await;
+    })
+    .await;
+
+    let client = Client::connect(&url, "tok", ConnectOptions::default())
+        .await
+        .expect("joined");
+    assert_eq!(client.participant_sid(), "PA_me");
+    assert_eq!(client.identity(), "me");
+    assert_eq!(client.room().name, "r");
+    assert_eq!(client.participants().len(), 1);
+
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::ParticipantJoined(p) if p.identity == "carol")
+    );
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::TrackPublished { participant_sid, .. } if participant_sid == "PA_carol")
+    );
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Error {
+            code: ErrorCode::UnknownTrack,
+            fatal: false,
+            ..
+        }
+    ));
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::ParticipantLeft { participant_sid, .. } if participant_sid == "PA_bob")
+    );
+    let others = client.participants();
+    assert_eq!(others.len(), 1);
+    assert_eq!(others[0].identity, "carol");
+    assert_eq!(
+        others[0].tracks.len(),
+        1,
+        "trackPublished updates the room view"
+    );
+    assert!(client.is_connected());
+
+    tokio::time::timeout(Duration::from_secs(10), client.leave())
+        .await
+        .expect("leave in time");
+    assert!(!client.is_connected());
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Disconnected { .. }
+    ));
+    assert_eq!(client.next_event().await, None);
+    assert!(matches!(
+        client.publish_audio().await,
+        Err(ClientError::Disconnected(_))
+    ));
+}
+
+#[tokio::test]
+async fn refused_join_is_a_server_error() {
+    let url = fake_server(|mut ws| async move {
+        let _join = recv(&mut ws).await;
+        send(
+            &mut ws,
+            &ServerMessage::Error(ErrorMessage::new(ErrorCode::Unauthorized, "bad signature")),
+        )
+        .await;
+        let _ = ws.close(None).await;
+    })
+    .await;
+    match Client::connect(&url, "bad", ConnectOptions::default()).await {
+        Err(ClientError::Server { code, message }) => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert_eq!(message, "bad signature");
+        }
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dropped_connection_is_reported_once() {
+    let url = fake_server(|mut ws| async move {
+        let _join = recv(&mut ws).await;
+        send(&mut ws, &joined(vec![], 5)).await;
+        // Drop without `left`: the client must notice.
+        drop(ws);
+    })
+    .await;
+    let client = Client::connect(&url, "tok", ConnectOptions::default())
+        .await
+        .expect("joined");
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Disconnected { .. }
+    ));
+    assert_eq!(client.next_event().await, None);
+    assert!(!client.is_connected());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_websocket_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let err = Client::connect(
+        &format!("ws://{addr}/rtc"),
+        "tok",
+        ConnectOptions::default(),
+    )
+    .await
+    .expect_err("nothing listens");
+    assert!(matches!(err, ClientError::WebSocket(_)), "{err:?}");
+}

@@ -1,0 +1,129 @@
+//! The subscriber connection: the server offers, the client answers, and every remote track gets a reader task
+//! that counts its RTP packets and bytes (and the latency of Chorus-stamped frames) into [`RemoteTracks`].
+//!
+//! Offers are handled one at a time, in arrival order, by the signaling loop.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chorus_protocol::{ClientMessage, PcTarget, SubscribedTrack, TrackKind};
+use tracing::{debug, trace};
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::track::track_remote::TrackRemote;
+
+use crate::connection::SignalSender;
+use crate::error::ClientError;
+use crate::events::{ClientEvent, EventSink};
+use crate::media::find_stamp;
+use crate::peer::CandidateGate;
+use crate::stats::RemoteTracks;
+
+pub(crate) struct Subscriber {
+    pc: Arc<RTCPeerConnection>,
+    gate: Arc<CandidateGate>,
+    signal: SignalSender,
+    remote: Arc<RemoteTracks>,
+}
+
+impl Subscriber {
+    pub(crate) fn new(pc: Arc<RTCPeerConnection>, signal: SignalSender, events: EventSink) -> Self {
+        let gate = CandidateGate::new(PcTarget::Subscriber, signal.clone());
+        gate.attach(&pc);
+        let remote = Arc::new(RemoteTracks::default());
+        let on_track_remote = Arc::clone(&remote);
+        pc.on_track(Box::new(move |track, _receiver, transceiver| {
+            let remote = Arc::clone(&on_track_remote);
+            let events = events.clone();
+            Box::pin(async move {
+                let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
+                let kind = match track.kind() {
+                    RTPCodecType::Audio => TrackKind::Audio,
+                    _ => TrackKind::Video,
+                };
+                if let Some(t) = remote.assignment(&mid) {
+                    debug!(%mid, track_sid = %t.track_sid, ?kind, "remote track started");
+                    events.emit(ClientEvent::TrackSubscribed {
+                        participant_sid: t.participant_sid,
+                        track_sid: t.track_sid,
+                        mid: mid.clone(),
+                    });
+                } else {
+                    debug!(%mid, ?kind, "media on a mid the server did not describe");
+                }
+                tokio::spawn(read_rtp(track, mid, kind, remote));
+            })
+        }));
+        Subscriber {
+            pc,
+            gate,
+            signal,
+            remote,
+        }
+    }
+
+    pub(crate) fn pc(&self) -> &Arc<RTCPeerConnection> {
+        &self.pc
+    }
+
+    pub(crate) fn remote(&self) -> &Arc<RemoteTracks> {
+        &self.remote
+    }
+
+    /// Applies a server offer and sends the answer.
+    pub(crate) async fn handle_offer(
+        &self,
+        sdp: String,
+        tracks: Vec<SubscribedTrack>,
+    ) -> Result<(), ClientError> {
+        self.remote.set_assignments(tracks);
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        let sdp = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| ClientError::Protocol("no local description after answer".into()))?
+            .sdp;
+        self.signal.send(ClientMessage::Answer { sdp })?;
+        self.gate.open();
+        Ok(())
+    }
+
+    pub(crate) async fn add_remote_candidate(&self, candidate: String) -> Result<(), ClientError> {
+        crate::publisher::add_remote_candidate(&self.pc, candidate).await
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Err(err) = self.pc.close().await {
+            debug!(%err, "closing subscriber connection");
+        }
+    }
+}
+
+/// Counts every RTP packet of one remote track until it ends (the connection closes or the track stops).
+async fn read_rtp(
+    track: Arc<TrackRemote>,
+    mid: String,
+    kind: TrackKind,
+    remote: Arc<RemoteTracks>,
+) {
+    loop {
+        let packet = match track.read_rtp().await {
+            Ok((packet, _)) => packet,
+            Err(err) => {
+                trace!(%mid, %err, "remote track reader ends");
+                return;
+            }
+        };
+        let stamp = find_stamp(&packet.payload).map(|(seq, sent)| {
+            let latency = SystemTime::now().duration_since(sent).unwrap_or_default();
+            (seq, latency)
+        });
+        remote.record(&mid, kind, packet.payload.len(), stamp);
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Everything CI checks, in order: tools, formatting, clippy, build + Rust tests, browser end-to-end tests.
+# Runs from any working directory. One release build is shared by clippy, the tests and the browser test.
+#
+# Usage: scripts/test.sh [all|rust|browser]
+#   all      (default, what CI runs) every step
+#   rust     fmt, clippy, build, cargo test
+#   browser  tools, a release build of the server (web/ is compiled into it), the browser tests
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+WHAT="${1:-all}"
+case "$WHAT" in
+  all | rust | browser) ;;
+  *)
+    echo "usage: scripts/test.sh [all|rust|browser]" >&2
+    exit 2
+    ;;
+esac
+
+step() {
+  printf '\n==== %s ====\n' "$*"
+}
+
+is_root() {
+  [ "$(id -u)" = 0 ]
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+check_tools() {
+  step "1/5 tools: chromium, node, npm"
+  if [ ! -x /usr/bin/chromium ]; then
+    if is_root; then
+      echo "installing chromium (Debian package)"
+      apt_install chromium
+    else
+      echo "error: /usr/bin/chromium is missing; install it with: sudo apt-get install -y chromium" >&2
+      exit 1
+    fi
+  fi
+  /usr/bin/chromium --version 2>/dev/null || true
+
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if is_root; then
+      echo "installing nodejs and npm (Debian packages)"
+      apt_install nodejs npm
+    else
+      echo "error: node and npm are required (Node.js 20 or newer): e.g. sudo apt-get install -y nodejs npm" >&2
+      exit 1
+    fi
+  fi
+  local node_major
+  node_major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$node_major" -lt 20 ]; then
+    echo "error: Node.js $(node --version) is too old; the browser tests (playwright-core) need Node.js 20+" >&2
+    exit 1
+  fi
+  echo "node $(node --version), npm $(npm --version 2>/dev/null)"
+}
+
+rust_checks() {
+  step "2/5 cargo fmt --check"
+  cargo fmt --all -- --check
+
+  step "3/5 cargo clippy (release, -D warnings)"
+  cargo clippy --workspace --all-targets --release -- -D warnings
+
+  step "4/5 cargo build + cargo test (release)"
+  cargo build --release --workspace --all-targets
+  cargo test --release --workspace
+}
+
+browser_tests() {
+  step "5/5 browser end-to-end tests (headless Chromium)"
+  local dir="$ROOT/tests/browser"
+  local stamp="$dir/node_modules/.chorus-lock.sha256"
+  local lock_hash
+  lock_hash="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+    echo "npm ci (tests/browser)"
+    # playwright-core never downloads a browser; the tests use /usr/bin/chromium.
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    echo "$lock_hash" >"$stamp"
+  else
+    echo "tests/browser/node_modules is up to date"
+  fi
+  CHORUS_BIN="$ROOT/target/release/chorus" node --test "$dir"/*.test.mjs
+}
+
+case "$WHAT" in
+  all)
+    check_tools
+    rust_checks
+    browser_tests
+    ;;
+  rust)
+    rust_checks
+    ;;
+  browser)
+    check_tools
+    step "4/5 cargo build --release -p chorus-signaling (the server, with web/ compiled in)"
+    cargo build --release -p chorus-signaling
+    browser_tests
+    ;;
+esac

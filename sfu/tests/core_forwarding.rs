@@ -1,0 +1,423 @@
+//! The worker core end to end without sockets or real time: two str0m clients on a virtual network, a virtual
+//! clock, and the sans-IO `WorkerCore` between them. Proves negotiation, ICE-lite, DTLS-SRTP, forwarding with
+//! continuous rewritten sequence numbers, keyframe requests upstream, and mute/republish continuity.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chorus_sfu::core::WorkerCore;
+use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
+
+const ROOM: RoomKey = RoomKey(1);
+const ALICE: ParticipantKey = ParticipantKey(10);
+const BOB: ParticipantKey = ParticipantKey(20);
+/// Test keyframes are bigger than this, delta frames smaller, so the receiver can tell them apart.
+const KEYFRAME_BYTES: usize = 500;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+/// A client peer on the virtual network.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    received: Vec<(u64, u32, bool)>,
+    keyframe_requests: usize,
+    connected: bool,
+}
+
+impl Client {
+    fn new(now: Instant, addr: SocketAddr, rtp_mode: bool) -> Client {
+        let mut rtc = Rtc::builder().set_rtp_mode(rtp_mode).build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        Client {
+            rtc,
+            addr,
+            received: Vec::new(),
+            keyframe_requests: 0,
+            connected: false,
+        }
+    }
+}
+
+struct Harness {
+    now: Instant,
+    core: WorkerCore,
+    server: SocketAddr,
+    events: Arc<Mutex<Vec<Event>>>,
+    alice: Client,
+    bob: Client,
+    /// The subscriber-connection mids the SFU offered to bob.
+    bob_mids: Vec<Mid>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let now = Instant::now();
+        let server = addr("127.0.0.1:7882");
+        let mut core = WorkerCore::new(server);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        core.handle_command(
+            now,
+            Command::CreateRoom {
+                room: ROOM,
+                events: Arc::new(move |e| sink.lock().expect("lock").push(e)),
+            },
+        );
+        for p in [ALICE, BOB] {
+            core.handle_command(
+                now,
+                Command::AddParticipant {
+                    room: ROOM,
+                    participant: p,
+                },
+            );
+        }
+        Harness {
+            now,
+            core,
+            server,
+            events,
+            alice: Client::new(now, addr("10.0.0.1:5000"), false),
+            bob: Client::new(now, addr("10.0.0.2:6000"), true),
+            bob_mids: Vec::new(),
+        }
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().expect("lock"))
+    }
+
+    /// Poll one client until it wants a timeout: its datagrams go to the SFU, its events are recorded.
+    /// (In RTP mode str0m holds one received packet until the next poll, so poll after every input.)
+    fn drain_client(&mut self, alice: bool) -> bool {
+        let client = if alice {
+            &mut self.alice
+        } else {
+            &mut self.bob
+        };
+        let mut moved = false;
+        loop {
+            match client.rtc.poll_output().expect("client poll") {
+                Output::Timeout(_) => return moved,
+                Output::Transmit(t) => {
+                    moved = true;
+                    assert_eq!(t.destination, self.server, "clients only talk to the SFU");
+                    self.core
+                        .handle_datagram(self.now, t.source, t.destination, &t.contents);
+                }
+                Output::Event(e) => match e {
+                    RtcEvent::Connected => client.connected = true,
+                    RtcEvent::RtpPacket(p) => client.received.push((
+                        *p.seq_no,
+                        p.header.timestamp,
+                        p.payload.len() > KEYFRAME_BYTES,
+                    )),
+                    RtcEvent::KeyframeRequest(_) => client.keyframe_requests += 1,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Move every pending datagram across the virtual network, then advance the clock by `step`.
+    fn run(&mut self, step: Duration) {
+        for _ in 0..100 {
+            let mut moved = self.drain_client(true) | self.drain_client(false);
+            while let Some(t) = self.core.poll_transmit() {
+                moved = true;
+                let to_alice = t.destination == self.alice.addr;
+                assert!(
+                    to_alice || t.destination == self.bob.addr,
+                    "SFU sent to an unknown address {}",
+                    t.destination
+                );
+                let client = if to_alice {
+                    &mut self.alice
+                } else {
+                    &mut self.bob
+                };
+                let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                    .expect("SFU datagram parses");
+                client
+                    .rtc
+                    .handle_input(Input::Receive(self.now, input))
+                    .expect("client accepts");
+                self.drain_client(to_alice);
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.now += step;
+        for rtc in [&mut self.alice.rtc, &mut self.bob.rtc] {
+            rtc.handle_input(Input::Timeout(self.now)).expect("timeout");
+        }
+        if self.core.next_deadline().is_some_and(|d| d <= self.now) {
+            self.core.handle_timeout(self.now);
+        }
+    }
+
+    fn run_for(&mut self, total: Duration) {
+        let steps = total.as_millis() / 5;
+        for _ in 0..steps {
+            self.run(Duration::from_millis(5));
+        }
+    }
+
+    /// Alice offers one sendonly video track; the SFU answers.
+    fn alice_publishes(&mut self, track: TrackKey) -> Mid {
+        let mut api = self.alice.rtc.sdp_api();
+        let mid = api.add_media(
+            str0m::media::MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            None,
+        );
+        let (offer, pending) = api.apply().expect("an offer");
+        self.core.handle_command(
+            self.now,
+            Command::PublisherOffer {
+                participant: ALICE,
+                sdp: offer.to_sdp_string(),
+                tracks: vec![TrackSpec {
+                    mid: mid.to_string(),
+                    track,
+                    kind: MediaKind::Video,
+                }],
+            },
+        );
+        let answer = self
+            .take_events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::PublisherAnswer { participant, sdp } if participant == ALICE => Some(sdp),
+                _ => None,
+            })
+            .expect("publisher answer");
+        accept_answer(&mut self.alice.rtc, pending, &answer);
+        mid
+    }
+
+    /// Bob answers every subscriber offer the SFU has made.
+    fn bob_answers_offers(&mut self) -> usize {
+        let mut offers = Vec::new();
+        for e in self.take_events() {
+            if let Event::SubscriberOffer {
+                participant: BOB,
+                sdp,
+                tracks,
+            } = e
+            {
+                self.bob_mids = tracks.iter().map(|(m, _)| Mid::from(m.as_str())).collect();
+                offers.push(sdp);
+            }
+        }
+        for sdp in &offers {
+            let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
+            let answer = self
+                .bob
+                .rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .expect("bob accepts");
+            self.core.handle_command(
+                self.now,
+                Command::SubscriberAnswer {
+                    participant: BOB,
+                    sdp: answer.to_sdp_string(),
+                },
+            );
+        }
+        offers.len()
+    }
+
+    /// Alice sends `n` VP8 frames at 30 fps, the first a keyframe (P bit clear), each one RTP packet.
+    fn alice_sends_frames(&mut self, mid: Mid, n: u32, start_ts: u64) {
+        for i in 0..n {
+            let pt = {
+                let writer = self.alice.rtc.writer(mid).expect("writer");
+                let pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Vp8)
+                    .expect("vp8 negotiated")
+                    .pt();
+                pt
+            };
+            let keyframe = i == 0;
+            let data: Vec<u8> = std::iter::once(if keyframe { 0x00 } else { 0x01 })
+                .chain(std::iter::repeat_n(7u8, if keyframe { 800 } else { 300 }))
+                .collect();
+            let writer = self.alice.rtc.writer(mid).expect("writer");
+            writer
+                .write(
+                    pt,
+                    self.now,
+                    MediaTime::from_90khz(start_ts + u64::from(i) * 3000),
+                    data,
+                )
+                .expect("write frame");
+            self.run(Duration::from_millis(33));
+        }
+    }
+}
+
+fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, sdp: &str) {
+    let answer = SdpAnswer::from_sdp_string(sdp).expect("answer parses");
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .expect("answer accepted");
+}
+
+fn assert_consecutive(received: &[(u64, u32, bool)]) {
+    for w in received.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0 + 1,
+            "sequence numbers not consecutive: {received:?}"
+        );
+        let dt = w[1].1.wrapping_sub(w[0].1);
+        assert!(
+            dt > 0 && dt < u32::MAX / 2,
+            "timestamps not increasing: {received:?}"
+        );
+    }
+}
+
+#[test]
+fn forwards_video_between_two_clients_with_continuous_numbering() {
+    let mut h = Harness::new();
+    let track = TrackKey(100);
+    let mid = h.alice_publishes(track);
+    h.core.handle_command(
+        h.now,
+        Command::SetSubscribed {
+            subscriber: BOB,
+            track,
+            subscribed: true,
+        },
+    );
+    assert_eq!(h.bob_answers_offers(), 1, "one subscriber offer for bob");
+    h.run_for(Duration::from_secs(2));
+    assert!(
+        h.alice.connected && h.bob.connected,
+        "both clients connected"
+    );
+    let connected: Vec<_> = h
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Connected { .. }))
+        .collect();
+    assert!(connected.contains(&Event::Connected {
+        participant: BOB,
+        pc: PcKind::Subscriber
+    }));
+
+    h.alice_sends_frames(mid, 30, 0);
+    h.run_for(Duration::from_millis(200));
+    let got = h.bob.received.clone();
+    assert!(got.len() >= 29, "bob received {} of 30 packets", got.len());
+    assert!(got[0].2, "the forwarded stream starts on a keyframe");
+    assert_consecutive(&got);
+
+    // Bob asks for a keyframe: it reaches Alice (throttled, so exactly one for two quick requests).
+    for _ in 0..2 {
+        let mid = h.bob_mids[0];
+        let mut api = h.bob.rtc.direct_api();
+        api.stream_rx_by_mid(mid, None)
+            .expect("bob's stream")
+            .request_keyframe(KeyframeRequestKind::Pli);
+        h.run_for(Duration::from_millis(50));
+    }
+    assert_eq!(
+        h.alice.keyframe_requests, 1,
+        "PLI forwarded once (throttled)"
+    );
+
+    // Mute: packets are dropped; unmute: the stream continues at the next sequence number.
+    h.core
+        .handle_command(h.now, Command::SetTrackMuted { track, muted: true });
+    h.alice_sends_frames(mid, 10, 90_000);
+    let during_mute = h.bob.received.len();
+    assert_eq!(during_mute, got.len(), "nothing forwarded while muted");
+    h.core.handle_command(
+        h.now,
+        Command::SetTrackMuted {
+            track,
+            muted: false,
+        },
+    );
+    h.alice_sends_frames(mid, 10, 200_000);
+    h.run_for(Duration::from_millis(100));
+    assert!(
+        h.bob.received.len() > during_mute,
+        "forwarding resumed after unmute"
+    );
+    assert!(h.bob.received[during_mute].2, "resumes on a keyframe");
+    assert_consecutive(&h.bob.received);
+}
+
+#[test]
+fn garbage_datagrams_and_unknown_commands_are_harmless() {
+    let mut h = Harness::new();
+    let src = addr("10.9.9.9:1234");
+    for len in [0usize, 1, 20, 100, 1500] {
+        for first in [0u8, 1, 22, 128, 255] {
+            let mut d = vec![first; len];
+            if len >= 8 {
+                d[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+            }
+            h.core.handle_datagram(h.now, src, h.server, &d);
+        }
+    }
+    h.core.handle_command(
+        h.now,
+        Command::SubscriberAnswer {
+            participant: BOB,
+            sdp: "garbage".into(),
+        },
+    );
+    h.core.handle_command(
+        h.now,
+        Command::PublisherOffer {
+            participant: ALICE,
+            sdp: "not sdp".into(),
+            tracks: vec![],
+        },
+    );
+    h.core.handle_command(
+        h.now,
+        Command::SetSubscribed {
+            subscriber: ParticipantKey(999),
+            track: TrackKey(5),
+            subscribed: true,
+        },
+    );
+    let events = h.take_events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::NegotiationFailed {
+            participant: ALICE,
+            pc: PcKind::Publisher,
+            ..
+        }
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::NegotiationFailed {
+            participant: BOB,
+            pc: PcKind::Subscriber,
+            ..
+        }
+    )));
+    assert_eq!(h.core.participant_count(), 2, "nobody was dropped");
+}

@@ -1,0 +1,196 @@
+// Browser end-to-end test: a real Chorus server, headless Chromium with fake camera/microphone,
+// three demo pages in one room. Run with `node --test tests/browser/` (see scripts/test.sh).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Browser, ChorusServer, events, stats, waitFor, withDiagnostics } from './harness.mjs';
+
+const FLOW_TIMEOUT_MS = 30000;
+const SAMPLE_GAP_MS = 2500;
+const STALL_LIMIT_MS = 8000;
+
+/** Waits until `entry`'s page reports `state` (fails early on `error`). */
+async function waitForState(entry, state, timeoutMs = 20000) {
+  await waitFor(
+    async () => {
+      const s = await entry.page.evaluate(() => ({ state: window.chorusState, error: window.chorusError }));
+      if (s.state === 'error' && state !== 'error') throw new Error(`${entry.label}: ${JSON.stringify(s.error)}`);
+      return s.state === state;
+    },
+    { timeoutMs, what: `${entry.label} to be ${state}` },
+  );
+}
+
+/**
+ * Asserts that every page receives video frames and audio packets from every other page's identity,
+ * and that both keep increasing (checked after SAMPLE_GAP_MS, tolerated stall up to STALL_LIMIT_MS).
+ */
+async function assertFlowing(pages, what) {
+  const others = (entry) => pages.filter((p) => p !== entry).map((p) => p.label);
+  await waitFor(
+    async () => {
+      const all = await Promise.all(pages.map(stats));
+      const missing = [];
+      pages.forEach((entry, i) => {
+        for (const id of others(entry)) {
+          const s = all[i][id];
+          if (!s || !(s.videoFramesDecoded > 0) || !(s.audioPacketsReceived > 0)) {
+            missing.push(
+              `${entry.label}<-${id}: ${s ? `frames ${s.videoFramesDecoded}, audio pkts ${s.audioPacketsReceived}` : 'no stats'}`,
+            );
+          }
+        }
+      });
+      if (missing.length) throw new Error(missing.join('; ')); // waitFor retries and reports the last one
+      return true;
+    },
+    { timeoutMs: FLOW_TIMEOUT_MS, intervalMs: 1000, what: `${what}: media from every peer` },
+  );
+  // Then frames and audio packets must keep increasing. The first check is after SAMPLE_GAP_MS; a stream
+  // that stalls briefly (e.g. a simulcast layer switch waiting for a keyframe) gets until STALL_LIMIT_MS.
+  const first = await Promise.all(pages.map(stats));
+  const deadline = Date.now() + STALL_LIMIT_MS;
+  await sleep(SAMPLE_GAP_MS);
+  for (;;) {
+    const second = await Promise.all(pages.map(stats));
+    const stalled = [];
+    pages.forEach((entry, i) => {
+      for (const id of others(entry)) {
+        const a = first[i][id] || { videoFramesDecoded: 0, videoPacketsReceived: 0, audioPacketsReceived: 0 };
+        const b = second[i][id];
+        if (!b) stalled.push(`${entry.label} has no stats for ${id} any more`);
+        else {
+          if (!(b.videoFramesDecoded > a.videoFramesDecoded)) {
+            stalled.push(
+              `${entry.label} stopped decoding video from ${id} (frames ${a.videoFramesDecoded} -> ${b.videoFramesDecoded}, ` +
+                `packets ${a.videoPacketsReceived} -> ${b.videoPacketsReceived}, keyframes ${b.videoKeyFramesDecoded}, ` +
+                `PLIs ${b.videoPliCount}, ${b.frameWidth}x${b.frameHeight})`,
+            );
+          }
+          if (!(b.audioPacketsReceived > a.audioPacketsReceived)) {
+            stalled.push(
+              `${entry.label} stopped receiving audio from ${id} (${a.audioPacketsReceived} -> ${b.audioPacketsReceived})`,
+            );
+          }
+        }
+      }
+    });
+    if (stalled.length === 0) return second;
+    assert.ok(Date.now() < deadline, `${what}: ${stalled.join('; ')} (over ${STALL_LIMIT_MS} ms)`);
+    console.log(`note: ${what}: stalled after ${SAMPLE_GAP_MS} ms, still waiting: ${stalled.join('; ')}`);
+    await sleep(1000);
+  }
+}
+
+describe('browser end-to-end', { timeout: 240000 }, () => {
+  const server = new ChorusServer();
+  const browser = new Browser();
+  const room = `e2e-${Date.now().toString(36)}`;
+  const pageUrl = (identity, extra = '') =>
+    `${server.baseUrl}/?room=${room}&identity=${identity}&name=${identity[0].toUpperCase()}${identity.slice(1)}&debug=1${extra}`;
+  let alice;
+  let bob;
+  let carol;
+
+  before(async () => {
+    await server.start();
+    await browser.launch();
+  });
+
+  after(async () => {
+    await browser.close();
+    await server.stop();
+  });
+
+  it('three participants exchange audio and video; one leaves, the others keep flowing', async () => {
+    await withDiagnostics('three participants', { server, browser }, async () => {
+      [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((id) => browser.open(id, pageUrl(id))));
+      await Promise.all([alice, bob, carol].map((p) => waitForState(p, 'connected')));
+
+      const flowing = await assertFlowing([alice, bob, carol], 'three in the room');
+      const summary = [alice, bob, carol].flatMap((entry, i) =>
+        Object.values(flowing[i]).map(
+          (s) =>
+            `${entry.label}<-${s.identity}: ${s.videoFramesDecoded} frames ${s.frameWidth}x${s.frameHeight}, ` +
+            `${s.audioPacketsReceived} audio packets`,
+        ),
+      );
+      console.log(`media with three participants: ${summary.join('; ')}`);
+      const sent = await alice.page.evaluate(() => window.chorusRoom.getLocalStats());
+      const layers = sent.filter((s) => s.kind === 'video').map((s) => `${s.rid}:${s.frameWidth}x${s.frameHeight}`);
+      console.log(`alice sends simulcast layers ${layers.sort().join(' ')}`);
+
+      await carol.page.evaluate(() => window.chorusRoom.leave());
+      for (const entry of [alice, bob]) {
+        await waitFor(
+          async () => (await events(entry)).some((e) => e.type === 'participantLeft' && e.identity === 'carol'),
+          {
+            timeoutMs: 15000,
+            what: `${entry.label} to see carol leave`,
+          },
+        );
+      }
+      await assertFlowing([alice, bob], 'after carol left');
+    });
+  });
+
+  it('a page with a bad token fails with unauthorized; the others are unaffected', async () => {
+    await withDiagnostics('bad token', { server, browser }, async () => {
+      const mallory = await browser.open('mallory', pageUrl('mallory', '&token=garbage'));
+      await waitForState(mallory, 'error', 15000);
+      const error = await mallory.page.evaluate(() => window.chorusError);
+      assert.equal(error && error.code, 'unauthorized', `mallory's error: ${JSON.stringify(error)}`);
+      const shown = await mallory.page.textContent('body');
+      assert.match(shown, /unauthorized/, 'the page shows the error');
+
+      if (alice && bob) {
+        for (const entry of [alice, bob]) {
+          const joined = (await events(entry)).filter(
+            (e) => e.type === 'participantJoined' && e.identity === 'mallory',
+          );
+          assert.deepEqual(joined, [], `${entry.label} saw mallory join`);
+        }
+        await assertFlowing([alice, bob], 'after the bad token');
+      }
+    });
+  });
+
+  it('muting a track is announced to the others', async () => {
+    if (!alice || !bob) return;
+    await withDiagnostics('mute', { server, browser }, async () => {
+      const seen = (muted) => async () =>
+        (await events(bob)).some((e) => e.type === 'trackMuted' && e.identity === 'alice' && e.muted === muted);
+      await alice.page.evaluate(() => window.chorusRoom.setMuted('microphone', true));
+      await waitFor(seen(true), { timeoutMs: 10000, what: 'bob to see alice muted' });
+      await alice.page.evaluate(() => window.chorusRoom.setMuted('microphone', false));
+      await waitFor(seen(false), { timeoutMs: 10000, what: 'bob to see alice unmuted' });
+    });
+  });
+
+  it('a dropped WebSocket is resumed without the others noticing', async () => {
+    if (!alice || !bob) return;
+    await withDiagnostics('resume', { server, browser }, async () => {
+      // Close the signaling socket without `leave`, as a network drop would; the peer connections stay up.
+      await alice.page.evaluate(() => window.chorusRoom._ws.close());
+      await waitFor(async () => (await events(alice)).some((e) => e.type === 'reconnected'), {
+        timeoutMs: 15000,
+        what: 'alice to resume',
+      });
+      const types = (await events(alice)).map((e) => e.type);
+      assert.ok(types.includes('reconnecting'), `alice's events: ${types.join(', ')}`);
+      assert.ok(!types.includes('disconnected'), `alice's events: ${types.join(', ')}`);
+      const bobSaw = (await events(bob)).filter((e) => e.identity === 'alice' && e.type === 'participantLeft');
+      assert.deepEqual(bobSaw, [], 'bob saw alice leave');
+      await assertFlowing([alice, bob], 'after resuming');
+      // The resumed session still signals: a mute reaches bob.
+      await alice.page.evaluate(() => window.chorusRoom.setMuted('camera', true));
+      await waitFor(
+        async () => (await events(bob)).some((e) => e.type === 'trackMuted' && e.identity === 'alice' && e.muted),
+        { timeoutMs: 10000, what: 'bob to see alice mute her camera after the resume' },
+      );
+      await alice.page.evaluate(() => window.chorusRoom.setMuted('camera', false));
+    });
+  });
+});
