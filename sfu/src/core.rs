@@ -33,6 +33,8 @@ pub struct WorkerCore {
     transmits: VecDeque<Transmit>,
     /// Peers with output to drain.
     dirty: Vec<(ParticipantKey, PcKind)>,
+    /// Subscribers whose forwarded tracks changed during this input: one offer each, after it.
+    needs_offer: Vec<ParticipantKey>,
     /// Reused buffer for str0m events.
     event_buf: Vec<RtcEvent>,
     /// Whose peer we are inside, to blame on a panic.
@@ -63,6 +65,7 @@ impl WorkerCore {
             router: Router::default(),
             transmits: VecDeque::new(),
             dirty: Vec::new(),
+            needs_offer: Vec::new(),
             event_buf: Vec::new(),
             current: None,
             connected_subscribers: Default::default(),
@@ -146,7 +149,7 @@ impl WorkerCore {
     fn guarded(&mut self, now: Instant, f: impl FnOnce(&mut Self)) {
         let result = catch_unwind(AssertUnwindSafe(|| {
             f(self);
-            self.drain_dirty(now);
+            self.settle(now);
         }));
         if result.is_err() {
             self.stats.participant_faults += 1;
@@ -154,11 +157,36 @@ impl WorkerCore {
             if let Some(pk) = self.current.take() {
                 tracing::error!(participant = %pk, "panic while handling participant; removing it");
                 self.fail_participant(pk, "internal fault in the media engine".into());
-                // Removing may itself touch other peers (renegotiation); drain without re-entering the guard.
-                let _ = catch_unwind(AssertUnwindSafe(|| self.drain_dirty(now)));
+                // Removing may itself touch other peers (renegotiation); settle without re-entering the guard.
+                if catch_unwind(AssertUnwindSafe(|| self.settle(now))).is_err() {
+                    self.dirty.clear();
+                    self.needs_offer.clear();
+                }
             }
         }
         self.current = None;
+    }
+
+    /// Make the offers and drain the peers that the last input touched, until nothing is left to do.
+    fn settle(&mut self, now: Instant) {
+        while !self.needs_offer.is_empty() || !self.dirty.is_empty() {
+            for pk in std::mem::take(&mut self.needs_offer) {
+                let Some(p) = self.participants.get_mut(&pk) else {
+                    continue;
+                };
+                if let Some(offer) = p.negotiate() {
+                    self.emit_for(pk, offer);
+                }
+                self.mark_dirty(pk, PcKind::Subscriber);
+            }
+            self.drain_dirty(now);
+        }
+    }
+
+    fn queue_offer(&mut self, pk: ParticipantKey) {
+        if !self.needs_offer.contains(&pk) {
+            self.needs_offer.push(pk);
+        }
     }
 
     fn mark_dirty(&mut self, pk: ParticipantKey, pc: PcKind) {
@@ -373,10 +401,7 @@ impl WorkerCore {
             route.subscribers.retain(|s| *s != sub);
             p.remove_out_track(track);
         }
-        if let Some(offer) = p.negotiate() {
-            self.emit_for(sub, offer);
-        }
-        self.mark_dirty(sub, PcKind::Subscriber);
+        self.queue_offer(sub);
     }
 
     fn set_muted(&mut self, now: Instant, track: TrackKey, muted: bool) {
@@ -414,10 +439,7 @@ impl WorkerCore {
                 continue;
             };
             p.remove_out_track(track);
-            if let Some(offer) = p.negotiate() {
-                self.emit_for(sub, offer);
-            }
-            self.mark_dirty(sub, PcKind::Subscriber);
+            self.queue_offer(sub);
         }
     }
 
@@ -450,6 +472,7 @@ impl WorkerCore {
         self.connected_subscribers.remove(&pk);
         self.router.remove_participant(pk);
         self.dirty.retain(|(k, _)| *k != pk);
+        self.needs_offer.retain(|k| *k != pk);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.participants.retain(|k| *k != pk);
         }
@@ -517,7 +540,7 @@ impl WorkerCore {
             return;
         }
         let publisher = route.publisher;
-        let rid = route.selected_rid.as_deref().map(str0m::media::Rid::from);
+        let rid = route.keyframe_rid().map(str0m::media::Rid::from);
         let mid = route.mid;
         let Some(p) = self.participants.get_mut(&publisher) else {
             return;
@@ -577,19 +600,25 @@ impl WorkerCore {
                 info
             }
         };
+        let video = route.kind == MediaKind::Video;
+        let keyframe = !video || is_keyframe_start(info.codec, &pkt.payload);
         let rid_str = rid.as_ref().map(|r| r.to_string());
-        let switched = match route.select_layer(rid_str.as_deref(), now) {
-            LayerDecision::Skip => return,
+        let switched = match route.select_layer(rid_str.as_deref(), keyframe, now) {
+            LayerDecision::Skip => {
+                if route.switch_pending() {
+                    self.request_keyframe(now, track);
+                }
+                return;
+            }
             LayerDecision::Switched => true,
             LayerDecision::Forward => false,
         };
-        let video = route.kind == MediaKind::Video;
         let source = SourcePacket {
             ssrc: *pkt.header.ssrc,
             seq: *pkt.seq_no,
             timestamp: pkt.header.timestamp,
             arrival: pkt.timestamp,
-            keyframe: !video || is_keyframe_start(info.codec, &pkt.payload),
+            keyframe,
             clock_rate: info.clock_rate,
         };
         let ext = ExtensionValues {
@@ -598,7 +627,7 @@ impl WorkerCore {
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
-        let mut need_keyframe = switched;
+        let mut need_keyframe = switched && !keyframe;
         for i in 0..route.subscribers.len() {
             let sk = route.subscribers[i];
             if !self.connected_subscribers.contains(&sk) {

@@ -43,6 +43,8 @@ pub struct TrackRoute {
     last_keyframe_request: Option<Instant>,
     /// Simulcast: the layer being forwarded, and when each layer was last heard.
     pub selected_rid: Option<String>,
+    /// A better live layer waiting for its keyframe to take over.
+    target_rid: Option<String>,
     layers_seen: Vec<(String, Instant)>,
 }
 
@@ -74,6 +76,7 @@ impl TrackRoute {
             pt_info: Vec::new(),
             last_keyframe_request: None,
             selected_rid: None,
+            target_rid: None,
             layers_seen: Vec::new(),
         }
     }
@@ -90,7 +93,16 @@ impl TrackRoute {
     }
 
     /// Track which layers are alive and decide whether a packet of layer `rid` is forwarded.
-    pub fn select_layer(&mut self, rid: Option<&str>, now: Instant) -> LayerDecision {
+    ///
+    /// While the forwarded layer is alive, a better layer takes over only at one of its keyframes (so no
+    /// subscriber's picture freezes waiting for it); until then the current layer keeps flowing. If the
+    /// current layer stopped, the best live layer takes over at once and forwarders wait for its keyframe.
+    pub fn select_layer(
+        &mut self,
+        rid: Option<&str>,
+        keyframe: bool,
+        now: Instant,
+    ) -> LayerDecision {
         let Some(rid) = rid else {
             return LayerDecision::Forward;
         };
@@ -108,23 +120,33 @@ impl TrackRoute {
             .copied()
             .find(|r| alive(r))
             .unwrap_or(rid);
-        let current_ok = self
-            .selected_rid
-            .as_deref()
-            .is_some_and(|s| alive(s) && s == best);
-        if current_ok {
-            return if self.selected_rid.as_deref() == Some(rid) {
-                LayerDecision::Forward
-            } else {
-                LayerDecision::Skip
-            };
+        let current = self.selected_rid.as_deref().filter(|c| alive(c));
+        self.target_rid = (current != Some(best)).then(|| best.to_string());
+        match current {
+            Some(c) if c == best || !(rid == best && keyframe) => {
+                if c == rid {
+                    LayerDecision::Forward
+                } else {
+                    LayerDecision::Skip
+                }
+            }
+            _ if rid == best => {
+                self.selected_rid = Some(rid.to_string());
+                self.target_rid = None;
+                LayerDecision::Switched
+            }
+            _ => LayerDecision::Skip,
         }
-        if best == rid {
-            self.selected_rid = Some(rid.to_string());
-            LayerDecision::Switched
-        } else {
-            LayerDecision::Skip
-        }
+    }
+
+    /// The layer a keyframe is needed from: the one being switched to, else the one forwarded.
+    pub fn keyframe_rid(&self) -> Option<&str> {
+        self.target_rid.as_deref().or(self.selected_rid.as_deref())
+    }
+
+    /// Whether a better layer is waiting for a keyframe to take over.
+    pub fn switch_pending(&self) -> bool {
+        self.target_rid.is_some()
     }
 }
 
@@ -151,23 +173,47 @@ mod tests {
     }
 
     #[test]
-    fn prefers_the_middle_layer_and_falls_back_when_it_stops() {
+    fn upgrades_only_on_a_keyframe_of_the_better_layer() {
         let mut r = route();
         let t0 = Instant::now();
-        assert_eq!(r.select_layer(Some("q"), t0), LayerDecision::Switched);
-        assert_eq!(r.select_layer(Some("h"), t0), LayerDecision::Switched);
-        assert_eq!(r.select_layer(Some("q"), t0), LayerDecision::Skip);
-        assert_eq!(r.select_layer(Some("f"), t0), LayerDecision::Skip);
-        assert_eq!(r.select_layer(Some("h"), t0), LayerDecision::Forward);
-        // "h" stops; after the timeout the next "f" packet takes over.
+        // Only "q" at first: taken at once (nothing else is flowing).
+        assert_eq!(
+            r.select_layer(Some("q"), false, t0),
+            LayerDecision::Switched
+        );
+        assert_eq!(r.select_layer(Some("q"), false, t0), LayerDecision::Forward);
+        // "h" appears: "q" keeps flowing until an "h" keyframe.
+        assert_eq!(r.select_layer(Some("h"), false, t0), LayerDecision::Skip);
+        assert!(r.switch_pending());
+        assert_eq!(r.keyframe_rid(), Some("h"));
+        assert_eq!(r.select_layer(Some("q"), false, t0), LayerDecision::Forward);
+        assert_eq!(r.select_layer(Some("h"), true, t0), LayerDecision::Switched);
+        assert!(!r.switch_pending());
+        assert_eq!(r.select_layer(Some("q"), true, t0), LayerDecision::Skip);
+        assert_eq!(r.select_layer(Some("f"), true, t0), LayerDecision::Skip);
+        assert_eq!(r.select_layer(Some("h"), false, t0), LayerDecision::Forward);
+    }
+
+    #[test]
+    fn falls_back_at_once_when_the_forwarded_layer_stops() {
+        let mut r = route();
+        let t0 = Instant::now();
+        assert_eq!(r.select_layer(Some("h"), true, t0), LayerDecision::Switched);
+        // "h" stops; after the timeout the next "f" packet takes over even without a keyframe.
         let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(r.select_layer(Some("f"), t1), LayerDecision::Switched);
-        assert_eq!(r.select_layer(Some("f"), t1), LayerDecision::Forward);
+        assert_eq!(
+            r.select_layer(Some("f"), false, t1),
+            LayerDecision::Switched
+        );
+        assert_eq!(r.select_layer(Some("f"), false, t1), LayerDecision::Forward);
     }
 
     #[test]
     fn without_simulcast_everything_is_forwarded() {
         let mut r = route();
-        assert_eq!(r.select_layer(None, Instant::now()), LayerDecision::Forward);
+        assert_eq!(
+            r.select_layer(None, false, Instant::now()),
+            LayerDecision::Forward
+        );
     }
 }

@@ -119,7 +119,7 @@ fn router(state: AppState) -> Router {
         .route("/", get(assets::index))
         .route("/demo.js", get(assets::demo_js))
         .route("/demo.css", get(assets::demo_css))
-        .route("/sdk/chorus.js", get(assets::sdk_js))
+        .route("/sdk/{file}", get(assets::sdk_module))
         .route("/healthz", get(healthz))
         .route("/rtc", get(rtc));
     if state.dev_mode {

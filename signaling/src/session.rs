@@ -75,7 +75,12 @@ pub async fn run(socket: WebSocket, state: AppState, query: RtcQuery) {
                 tracing::info!("signaling connection idle for {idle_limit:?}; dropping it");
                 break;
             }
-            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(Message::Close(_)))) => {
+                // Answer the client's close frame so its close completes cleanly (code 1000, not 1006).
+                let _ = out_tx.send(Outbound::Close);
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
             Ok(Some(Ok(Message::Text(text)))) => text,
             Ok(Some(Ok(Message::Binary(_)))) => {
                 send_error(
