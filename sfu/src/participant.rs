@@ -26,6 +26,16 @@ pub struct OutTrack {
     pub pt_map: Vec<(Pt, Option<Pt>)>,
 }
 
+/// A subscriber-connection mid that carried a track before and can carry another one. Reusing it keeps the
+/// outgoing SSRC, and its forwarder keeps the numbering continuous, so a republished (or rejoined) publisher's
+/// new track continues the same stream; it also keeps the SDP from growing with every track that comes and goes.
+struct FreeSlot {
+    mid: Mid,
+    kind: MediaKind,
+    publisher: ParticipantKey,
+    forwarder: Forwarder,
+}
+
 #[derive(Default)]
 struct SubscriberNegotiation {
     pending: Option<SdpPendingOffer>,
@@ -33,6 +43,7 @@ struct SubscriberNegotiation {
     last_offer: Option<(String, Vec<(String, TrackKey)>)>,
     to_add: Vec<TrackKey>,
     to_deactivate: Vec<Mid>,
+    to_activate: Vec<Mid>,
 }
 
 pub struct Participant {
@@ -44,6 +55,7 @@ pub struct Participant {
     pub published: HashMap<Mid, TrackKey>,
     pub out: HashMap<TrackKey, OutTrack>,
     pub out_by_mid: HashMap<Mid, TrackKey>,
+    free_slots: Vec<FreeSlot>,
     negotiation: SubscriberNegotiation,
 }
 
@@ -57,6 +69,7 @@ impl Participant {
             published: HashMap::new(),
             out: HashMap::new(),
             out_by_mid: HashMap::new(),
+            free_slots: Vec::new(),
             negotiation: SubscriberNegotiation::default(),
         }
     }
@@ -101,9 +114,33 @@ impl Participant {
         Ok((answer.to_sdp_string(), gone))
     }
 
-    /// Start receiving `track`; the next subscriber offer will carry it.
+    /// Start receiving `track`; the next subscriber offer will carry it. A free slot of the same kind is reused
+    /// (preferably one that carried the same publisher), else a new mid is added.
     pub fn add_out_track(&mut self, track: TrackKey, kind: MediaKind, publisher: ParticipantKey) {
         if self.out.contains_key(&track) {
+            return;
+        }
+        let reuse = self
+            .free_slots
+            .iter()
+            .rposition(|s| s.kind == kind && s.publisher == publisher)
+            .or_else(|| self.free_slots.iter().rposition(|s| s.kind == kind));
+        if let Some(i) = reuse {
+            let slot = self.free_slots.remove(i);
+            let mut forwarder = slot.forwarder;
+            forwarder.reset_source();
+            self.out.insert(
+                track,
+                OutTrack {
+                    kind,
+                    publisher,
+                    mid: Some(slot.mid),
+                    forwarder,
+                    pt_map: Vec::new(),
+                },
+            );
+            self.out_by_mid.insert(slot.mid, track);
+            self.negotiation.to_activate.push(slot.mid);
             return;
         }
         // A per-subscriber starting point, so streams from different tracks don't look alike.
@@ -121,7 +158,7 @@ impl Participant {
         self.negotiation.to_add.push(track);
     }
 
-    /// Stop receiving `track`; its mid goes inactive in the next subscriber offer.
+    /// Stop receiving `track`; its mid goes inactive in the next subscriber offer and becomes free for reuse.
     pub fn remove_out_track(&mut self, track: TrackKey) {
         let Some(out) = self.out.remove(&track) else {
             return;
@@ -129,14 +166,23 @@ impl Participant {
         self.negotiation.to_add.retain(|t| *t != track);
         if let Some(mid) = out.mid {
             self.out_by_mid.remove(&mid);
+            self.negotiation.to_activate.retain(|m| *m != mid);
             self.negotiation.to_deactivate.push(mid);
+            self.free_slots.push(FreeSlot {
+                mid,
+                kind: out.kind,
+                publisher: out.publisher,
+                forwarder: out.forwarder,
+            });
         }
     }
 
     /// If changes are waiting and no offer is outstanding, make the next subscriber offer.
     pub fn negotiate(&mut self) -> Option<Event> {
         let n = &mut self.negotiation;
-        if n.pending.is_some() || (n.to_add.is_empty() && n.to_deactivate.is_empty()) {
+        let nothing_changed =
+            n.to_add.is_empty() && n.to_deactivate.is_empty() && n.to_activate.is_empty();
+        if n.pending.is_some() || nothing_changed {
             return None;
         }
         let mut api = self.subscriber.rtc().sdp_api();
@@ -158,8 +204,13 @@ impl Participant {
             out.mid = Some(mid);
             self.out_by_mid.insert(mid, track);
         }
+        // Deactivate before reactivating: a mid freed and reused within one offer still changes hands, so the
+        // offer (and its track list) must go out.
         for mid in n.to_deactivate.drain(..) {
             api.set_direction(mid, Direction::Inactive);
+        }
+        for mid in n.to_activate.drain(..) {
+            api.set_direction(mid, Direction::SendOnly);
         }
         let (offer, pending) = api.apply()?;
         let sdp = offer.to_sdp_string();

@@ -29,6 +29,8 @@ struct Client {
     rtc: Rtc,
     addr: SocketAddr,
     received: Vec<(u64, u32, bool)>,
+    /// SSRC of each received packet.
+    ssrcs: Vec<u32>,
     keyframe_requests: usize,
     connected: bool,
 }
@@ -41,6 +43,7 @@ impl Client {
             rtc,
             addr,
             received: Vec::new(),
+            ssrcs: Vec::new(),
             keyframe_requests: 0,
             connected: false,
         }
@@ -116,11 +119,14 @@ impl Harness {
                 }
                 Output::Event(e) => match e {
                     RtcEvent::Connected => client.connected = true,
-                    RtcEvent::RtpPacket(p) => client.received.push((
-                        *p.seq_no,
-                        p.header.timestamp,
-                        p.payload.len() > KEYFRAME_BYTES,
-                    )),
+                    RtcEvent::RtpPacket(p) => {
+                        client.ssrcs.push(*p.header.ssrc);
+                        client.received.push((
+                            *p.seq_no,
+                            p.header.timestamp,
+                            p.payload.len() > KEYFRAME_BYTES,
+                        ))
+                    }
                     RtcEvent::KeyframeRequest(_) => client.keyframe_requests += 1,
                     _ => {}
                 },
@@ -420,4 +426,74 @@ fn garbage_datagrams_and_unknown_commands_are_harmless() {
         }
     )));
     assert_eq!(h.core.participant_count(), 2, "nobody was dropped");
+}
+
+#[test]
+fn a_republished_track_continues_the_same_outgoing_stream() {
+    let mut h = Harness::new();
+    let first = TrackKey(100);
+    let mid = h.alice_publishes(first);
+    h.core.handle_command(
+        h.now,
+        Command::SetSubscribed {
+            subscriber: BOB,
+            track: first,
+            subscribed: true,
+        },
+    );
+    assert_eq!(h.bob_answers_offers(), 1);
+    h.run_for(Duration::from_secs(2));
+    h.alice_sends_frames(mid, 10, 0);
+    h.run_for(Duration::from_millis(100));
+    let before = h.bob.received.len();
+    assert!(
+        before >= 9,
+        "bob received {before} packets of the first track"
+    );
+    let bob_mid = h.bob_mids[0];
+
+    // Alice unpublishes; bob's mid goes inactive.
+    h.core
+        .handle_command(h.now, Command::UnpublishTrack { track: first });
+    assert_eq!(h.bob_answers_offers(), 1, "an offer deactivating the mid");
+    assert!(h.bob_mids.is_empty(), "no track carried while unpublished");
+    h.run_for(Duration::from_millis(500));
+
+    // Alice publishes again: a new track, a new mid and SSRC on her side.
+    let second = TrackKey(101);
+    let mid2 = h.alice_publishes(second);
+    assert_ne!(mid, mid2);
+    h.core.handle_command(
+        h.now,
+        Command::SetSubscribed {
+            subscriber: BOB,
+            track: second,
+            subscribed: true,
+        },
+    );
+    assert_eq!(h.bob_answers_offers(), 1, "an offer reactivating the mid");
+    assert_eq!(
+        h.bob_mids,
+        vec![bob_mid],
+        "the same subscriber mid carries the new track"
+    );
+    h.run_for(Duration::from_millis(500));
+    h.alice_sends_frames(mid2, 10, 7_777_777);
+    h.run_for(Duration::from_millis(200));
+
+    assert!(
+        h.bob.received.len() >= before + 9,
+        "bob received {} packets of the republished track",
+        h.bob.received.len() - before
+    );
+    assert!(
+        h.bob.received[before].2,
+        "the new source starts on a keyframe"
+    );
+    let ssrc = h.bob.ssrcs[0];
+    assert!(
+        h.bob.ssrcs.iter().all(|s| *s == ssrc),
+        "one outgoing SSRC throughout"
+    );
+    assert_consecutive(&h.bob.received);
 }
