@@ -36,8 +36,19 @@ struct Client {
 }
 
 impl Client {
-    fn new(now: Instant, addr: SocketAddr, rtp_mode: bool) -> Client {
-        let mut rtc = Rtc::builder().set_rtp_mode(rtp_mode).build(now);
+    fn new(now: Instant, addr: SocketAddr, rtp_mode: bool, video: Option<Codec>) -> Client {
+        let mut config = Rtc::builder().set_rtp_mode(rtp_mode);
+        if let Some(codec) = video {
+            // Offer only this video codec (and Opus), as a browser restricted by setCodecPreferences would.
+            config = config.clear_codecs().enable_opus(true, false);
+            config = match codec {
+                Codec::H264 => config.enable_h264(true),
+                Codec::Vp9 => config.enable_vp9(true),
+                Codec::Av1 => config.enable_av1(true),
+                _ => config.enable_vp8(true),
+            };
+        }
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Client {
             rtc,
@@ -59,10 +70,16 @@ struct Harness {
     bob: Client,
     /// The subscriber-connection mids the SFU offered to bob.
     bob_mids: Vec<Mid>,
+    /// The video codec alice sends.
+    codec: Codec,
 }
 
 impl Harness {
     fn new() -> Harness {
+        Self::with_codec(Codec::Vp8)
+    }
+
+    fn with_codec(codec: Codec) -> Harness {
         let now = Instant::now();
         let server = addr("127.0.0.1:7882");
         let mut core = WorkerCore::new(server);
@@ -89,9 +106,10 @@ impl Harness {
             core,
             server,
             events,
-            alice: Client::new(now, addr("10.0.0.1:5000"), false),
-            bob: Client::new(now, addr("10.0.0.2:6000"), true),
+            alice: Client::new(now, addr("10.0.0.1:5000"), false, Some(codec)),
+            bob: Client::new(now, addr("10.0.0.2:6000"), true, None),
             bob_mids: Vec::new(),
+            codec,
         }
     }
 
@@ -247,22 +265,20 @@ impl Harness {
         offers.len()
     }
 
-    /// Alice sends `n` VP8 frames at 30 fps, the first a keyframe (P bit clear), each one RTP packet.
+    /// Alice sends `n` frames at 30 fps in her codec, the first a keyframe, each one RTP packet.
     fn alice_sends_frames(&mut self, mid: Mid, n: u32, start_ts: u64) {
         for i in 0..n {
             let pt = {
                 let writer = self.alice.rtc.writer(mid).expect("writer");
                 let pt = writer
                     .payload_params()
-                    .find(|p| p.spec().codec == Codec::Vp8)
-                    .expect("vp8 negotiated")
+                    .find(|p| p.spec().codec == self.codec)
+                    .expect("the codec was negotiated")
                     .pt();
                 pt
             };
             let keyframe = i == 0;
-            let data: Vec<u8> = std::iter::once(if keyframe { 0x00 } else { 0x01 })
-                .chain(std::iter::repeat_n(7u8, if keyframe { 800 } else { 300 }))
-                .collect();
+            let data = frame(self.codec, keyframe);
             let writer = self.alice.rtc.writer(mid).expect("writer");
             writer
                 .write(
@@ -275,6 +291,28 @@ impl Harness {
             self.run(Duration::from_millis(33));
         }
     }
+}
+
+/// A frame whose first bytes say keyframe or not the way each codec does; keyframes are bigger.
+fn frame(codec: Codec, keyframe: bool) -> Vec<u8> {
+    let header: &[u8] = match (codec, keyframe) {
+        // VP8 frame tag: bit 0 clear on a keyframe.
+        (Codec::Vp8, true) => &[0x00],
+        (Codec::Vp8, false) => &[0x01],
+        // H.264 Annex B: an IDR slice, or a non-IDR slice.
+        (Codec::H264, true) => &[0, 0, 0, 1, 0x65],
+        (Codec::H264, false) => &[0, 0, 0, 1, 0x41],
+        // VP9 uncompressed header, profile 0: frame_type 0 (key) or 1.
+        (Codec::Vp9, true) => &[0x82, 0x49, 0x83, 0x42],
+        (Codec::Vp9, false) => &[0x86],
+        _ => unreachable!("no test frames for {codec:?}"),
+    };
+    let body = if keyframe { 800 } else { 300 };
+    header
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(7u8, body))
+        .collect()
 }
 
 fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, sdp: &str) {
@@ -496,4 +534,33 @@ fn a_republished_track_continues_the_same_outgoing_stream() {
         "one outgoing SSRC throughout"
     );
     assert_consecutive(&h.bob.received);
+}
+
+#[test]
+fn forwards_h264_and_vp9_too() {
+    for codec in [Codec::H264, Codec::Vp9] {
+        let mut h = Harness::with_codec(codec);
+        let track = TrackKey(100);
+        let mid = h.alice_publishes(track);
+        h.core.handle_command(
+            h.now,
+            Command::SetSubscribed {
+                subscriber: BOB,
+                track,
+                subscribed: true,
+            },
+        );
+        assert_eq!(h.bob_answers_offers(), 1);
+        h.run_for(Duration::from_secs(2));
+        h.alice_sends_frames(mid, 20, 0);
+        h.run_for(Duration::from_millis(200));
+        let got = &h.bob.received;
+        assert!(
+            got.len() >= 19,
+            "{codec:?}: bob received {} of 20",
+            got.len()
+        );
+        assert!(got[0].2, "{codec:?}: starts on a keyframe");
+        assert_consecutive(got);
+    }
 }
