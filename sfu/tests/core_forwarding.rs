@@ -72,6 +72,9 @@ struct Harness {
     bob_mids: Vec<Mid>,
     /// The video codec alice sends.
     codec: Codec,
+    /// Drop the RTP datagrams to bob whose (0-based) index among RTP datagrams to bob is listed.
+    drop_rtp_to_bob: Vec<usize>,
+    rtp_to_bob: usize,
 }
 
 impl Harness {
@@ -110,6 +113,8 @@ impl Harness {
             bob: Client::new(now, addr("10.0.0.2:6000"), true, None),
             bob_mids: Vec::new(),
             codec,
+            drop_rtp_to_bob: Vec::new(),
+            rtp_to_bob: 0,
         }
     }
 
@@ -563,4 +568,42 @@ fn forwards_h264_and_vp9_too() {
         assert!(got[0].2, "{codec:?}: starts on a keyframe");
         assert_consecutive(got);
     }
+}
+
+#[test]
+fn packets_lost_on_the_way_to_a_subscriber_are_resent_on_nack() {
+    let mut h = Harness::new();
+    let track = TrackKey(100);
+    let mid = h.alice_publishes(track);
+    h.core.handle_command(
+        h.now,
+        Command::SetSubscribed {
+            subscriber: BOB,
+            track,
+            subscribed: true,
+        },
+    );
+    assert_eq!(h.bob_answers_offers(), 1);
+    h.run_for(Duration::from_secs(2));
+    h.drop_rtp_to_bob = vec![h.rtp_to_bob + 5, h.rtp_to_bob + 6, h.rtp_to_bob + 12];
+    h.alice_sends_frames(mid, 30, 0);
+    h.run_for(Duration::from_millis(500));
+    let last_dropped = h.drop_rtp_to_bob.iter().copied().max().unwrap_or(0);
+    assert!(
+        h.rtp_to_bob > last_dropped + 3,
+        "the dropped packets were really sent (and resent)"
+    );
+    let mut seqs: Vec<u64> = h.bob.received.iter().map(|r| r.0).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert!(
+        seqs.len() >= 29,
+        "bob has {} of 30 packets after NACKs",
+        seqs.len()
+    );
+    assert_eq!(
+        seqs.last().map(|l| l - seqs[0] + 1),
+        Some(seqs.len() as u64),
+        "no holes left: {seqs:?}"
+    );
 }
