@@ -559,14 +559,12 @@ impl WorkerCore {
             return;
         };
         let pt = pkt.header.payload_type;
-        let (mid, rid, params) = {
-            let rtc = p.publisher.rtc();
-            let params = rtc.codec_config().find(|c| c.pt() == pt).copied();
-            let mut api = rtc.direct_api();
+        let (mid, rid) = {
+            let mut api = p.publisher.rtc().direct_api();
             let Some(rx) = api.stream_rx(&pkt.header.ssrc) else {
                 return;
             };
-            (rx.mid(), rx.rid(), params)
+            (rx.mid(), rx.rid())
         };
         let Some(&track) = p.published.get(&mid) else {
             return;
@@ -580,7 +578,8 @@ impl WorkerCore {
         let info = match route.pt_info.iter().find(|i| i.pt == *pt) {
             Some(i) => *i,
             None => {
-                let Some(params) = params else {
+                let rtc = p.publisher.rtc();
+                let Some(params) = rtc.codec_config().find(|c| c.pt() == pt).copied() else {
                     return;
                 };
                 let spec = params.spec();
@@ -593,6 +592,7 @@ impl WorkerCore {
                 };
                 let info = PtInfo {
                     pt: *pt,
+                    params,
                     codec,
                     clock_rate: spec.clock_rate.get(),
                 };
@@ -602,8 +602,7 @@ impl WorkerCore {
         };
         let video = route.kind == MediaKind::Video;
         let keyframe = !video || is_keyframe_start(info.codec, &pkt.payload);
-        let rid_str = rid.as_ref().map(|r| r.to_string());
-        let switched = match route.select_layer(rid_str.as_deref(), keyframe, now) {
+        let switched = match route.select_layer(rid.as_deref(), keyframe, now) {
             LayerDecision::Skip => {
                 if route.switch_pending() {
                     self.request_keyframe(now, track);
@@ -657,9 +656,7 @@ impl WorkerCore {
             let out_pt = match out.pt_map.iter().find(|(from, _)| *from == pt) {
                 Some((_, to)) => *to,
                 None => {
-                    let to = params
-                        .and_then(|params| rtc.codec_config().match_params(params))
-                        .map(|p| p.pt());
+                    let to = rtc.codec_config().match_params(info.params).map(|p| p.pt());
                     out.pt_map.push((pt, to));
                     to
                 }

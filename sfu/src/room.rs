@@ -27,6 +27,8 @@ pub struct RoomMedia {
 #[derive(Debug, Clone, Copy)]
 pub struct PtInfo {
     pub pt: u8,
+    /// The publisher's parameters for this payload type, to find the matching one towards each subscriber.
+    pub params: str0m::format::PayloadParams,
     pub codec: VideoCodec,
     pub clock_rate: u32,
 }
