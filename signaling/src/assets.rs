@@ -1,7 +1,7 @@
 //! The browser SDK and demo page, compiled into the binary so the server needs no files or build step.
 //!
-//! `/sdk/chorus.js` is the SDK's entry module; the modules it imports live in `web/sdk/` and are served at
-//! `/sdk/<file>`. Adding a module means adding one line to [`SDK_MODULES`].
+//! The SDK is the ES modules in `web/sdk/`, served side by side at `/sdk/<file>` (the entry point is
+//! `/sdk/chorus.js`). Adding a module means adding one line to [`SDK_MODULES`].
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -10,10 +10,25 @@ use axum::response::{IntoResponse, Response};
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const DEMO_JS: &str = include_str!("../../web/demo.js");
 const DEMO_CSS: &str = include_str!("../../web/demo.css");
-const SDK_ENTRY: &str = include_str!("../../web/chorus.js");
 
 /// Every SDK module under `web/sdk/`, by file name.
-const SDK_MODULES: &[(&str, &str)] = &[];
+const SDK_MODULES: &[(&str, &str)] = &[
+    ("chorus.js", include_str!("../../web/sdk/chorus.js")),
+    ("emitter.js", include_str!("../../web/sdk/emitter.js")),
+    ("errors.js", include_str!("../../web/sdk/errors.js")),
+    ("log.js", include_str!("../../web/sdk/log.js")),
+    (
+        "participants.js",
+        include_str!("../../web/sdk/participants.js"),
+    ),
+    ("peer.js", include_str!("../../web/sdk/peer.js")),
+    ("publisher.js", include_str!("../../web/sdk/publisher.js")),
+    ("room.js", include_str!("../../web/sdk/room.js")),
+    ("roster.js", include_str!("../../web/sdk/roster.js")),
+    ("signaling.js", include_str!("../../web/sdk/signaling.js")),
+    ("stats.js", include_str!("../../web/sdk/stats.js")),
+    ("subscriber.js", include_str!("../../web/sdk/subscriber.js")),
+];
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -42,9 +57,6 @@ pub async fn demo_css() -> Response {
 
 /// `/sdk/{file}`: the entry module or one of the modules it imports.
 pub async fn sdk_module(Path(file): Path<String>) -> Response {
-    if file == "chorus.js" {
-        return asset(JS, SDK_ENTRY);
-    }
     match SDK_MODULES.iter().find(|(name, _)| *name == file) {
         Some((_, body)) => asset(JS, body),
         None => (StatusCode::NOT_FOUND, "no such SDK module").into_response(),

@@ -193,4 +193,14 @@ describe('browser end-to-end', { timeout: 240000 }, () => {
       await alice.page.evaluate(() => window.chorusRoom.setMuted('camera', false));
     });
   });
+
+  it('a participant who left can rejoin and everyone sees and hears her again', async () => {
+    if (!alice || !bob) return;
+    await withDiagnostics('rejoin', { server, browser }, async () => {
+      // carol left in the first test; her old subscriber mids at alice and bob are free and get reused now.
+      const carol2 = await browser.open('carol', pageUrl('carol'));
+      await waitForState(carol2, 'connected');
+      await assertFlowing([alice, bob, carol2], 'after carol rejoined');
+    });
+  });
 });

@@ -6,7 +6,7 @@
 //   CHORUS_ARGS       extra arguments appended to `chorus serve ...` (split on spaces)
 //   CHROMIUM          browser binary (default: /usr/bin/chromium); never downloaded
 //   CHORUS_E2E_DEBUG  1 = always print server and page logs, not only on failure
-//   CHORUS_E2E_WEB_FROM_DISK  1 = serve /, /demo.js, /demo.css and /sdk/chorus.js from web/ in this checkout
+//   CHORUS_E2E_WEB_FROM_DISK  1 = serve /, /demo.js, /demo.css and /sdk/<file> from web/ in this checkout
 //                     instead of the copies compiled into the server (to iterate on the SDK without a rebuild)
 
 import { spawn } from 'node:child_process';
@@ -211,14 +211,20 @@ const WEB_FILES = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/demo.js': ['demo.js', 'text/javascript; charset=utf-8'],
   '/demo.css': ['demo.css', 'text/css; charset=utf-8'],
-  '/sdk/chorus.js': ['chorus.js', 'text/javascript; charset=utf-8'],
 };
+
+/** The file under web/ and content type for a served path, or undefined. */
+function webFile(pathname) {
+  if (Object.hasOwn(WEB_FILES, pathname)) return WEB_FILES[pathname];
+  const m = /^\/sdk\/([a-z]+\.js)$/.exec(pathname);
+  return m ? [`sdk/${m[1]}`, 'text/javascript; charset=utf-8'] : undefined;
+}
 
 async function serveWebFromDisk(context) {
   await context.route(
-    (url) => url.hostname === '127.0.0.1' && Object.hasOwn(WEB_FILES, url.pathname),
+    (url) => url.hostname === '127.0.0.1' && webFile(url.pathname) !== undefined,
     (route) => {
-      const [file, contentType] = WEB_FILES[new URL(route.request().url()).pathname];
+      const [file, contentType] = webFile(new URL(route.request().url()).pathname);
       route.fulfill({ contentType, body: fs.readFileSync(path.join(repoRoot, 'web', file), 'utf8') });
     },
   );

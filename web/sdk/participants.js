@@ -1,0 +1,104 @@
+/**
+ * Chorus SDK — the objects the Room hands out: `RemoteParticipant`, `RemoteTrack`, `LocalParticipant`,
+ * `LocalTrack`, and playing a track in a <video>/<audio> element (`attach` / `detach`).
+ *
+ * Plain data plus element handling: they send nothing and hold no connection. Keeping them in line with the
+ * server is `roster.js` (remote side), `publisher.js` (local sids) and `subscriber.js` (media).
+ */
+
+function attachTo(mediaStreamTrack, kind, element, attached) {
+  const el = element || document.createElement(kind === 'audio' ? 'audio' : 'video');
+  el.autoplay = true;
+  if ('playsInline' in el) el.playsInline = true;
+  el.srcObject = mediaStreamTrack ? new MediaStream([mediaStreamTrack]) : null;
+  attached.add(el);
+  if (mediaStreamTrack && typeof el.play === 'function') {
+    const p = el.play();
+    if (p && typeof p.catch === 'function') p.catch(() => {}); // autoplay policy: the caller decides
+  }
+  return el;
+}
+
+/** A track published by another participant. */
+export class RemoteTrack {
+  constructor(info, participant) {
+    this.sid = info.sid;
+    this.participant = participant;
+    this.mid = null;
+    this.subscribed = false;
+    this.mediaStreamTrack = null;
+    this._attached = new Set();
+    this._update(info);
+  }
+
+  _update(info) {
+    this.kind = info.kind;
+    this.source = info.source || 'unknown';
+    this.name = info.name || '';
+    this.muted = !!info.muted;
+    this.layers = info.layers || [];
+  }
+
+  /** Plays the track in `element` (or a new <video>/<audio>) and returns that element. */
+  attach(element) {
+    return attachTo(this.mediaStreamTrack, this.kind, element, this._attached);
+  }
+
+  /** Stops playing in `element`, or in every attached element; returns the detached elements. */
+  detach(element) {
+    const els = element ? [element] : [...this._attached];
+    for (const el of els) {
+      el.srcObject = null;
+      this._attached.delete(el);
+    }
+    return els;
+  }
+}
+
+/** A track this client publishes. `sid` is null until the server has assigned it. */
+export class LocalTrack {
+  constructor(mediaStreamTrack, transceiver, { source, name, layers }) {
+    this.sid = null;
+    this.kind = mediaStreamTrack.kind;
+    this.source = source;
+    this.name = name;
+    this.layers = layers;
+    this.muted = false;
+    this.mediaStreamTrack = mediaStreamTrack;
+    this.transceiver = transceiver;
+    this._attached = new Set();
+  }
+
+  get mid() {
+    return this.transceiver ? this.transceiver.mid : null;
+  }
+
+  /** Shows the local track in `element` (or a new element); mute a local <video> preview yourself. */
+  attach(element) {
+    return attachTo(this.mediaStreamTrack, this.kind, element, this._attached);
+  }
+
+  detach(element) {
+    return RemoteTrack.prototype.detach.call(this, element);
+  }
+}
+
+/** Another participant in the room. */
+export class RemoteParticipant {
+  constructor(info) {
+    this.sid = info.sid;
+    this.tracks = new Map();
+    this.identity = info.identity;
+    this.name = info.name || '';
+  }
+}
+
+/** This client, once joined. */
+export class LocalParticipant {
+  constructor(info) {
+    this.sid = info.sid;
+    this.identity = info.identity;
+    this.name = info.name || '';
+    this.tracks = new Map();
+  }
+}

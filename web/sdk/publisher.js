@@ -1,0 +1,201 @@
+/**
+ * Chorus SDK — the publisher RTCPeerConnection, where this client makes every offer: a transceiver per
+ * local track (three simulcast encodings for video), the offer queue (one offer in flight at a time; later
+ * requests are batched into the next offer), applying the server's `answer`, and `tracksAssigned` (giving
+ * local tracks their sid).
+ *
+ * It reads and updates the Room's `localTracks` and `localParticipant.tracks` and emits
+ * `localTrackPublished` on the Room; the public publish/mute API stays in `room.js`.
+ */
+
+import { ChorusError } from './errors.js';
+import { LocalTrack } from './participants.js';
+import { closePeerConnection } from './peer.js';
+
+/** Camera video: `q` (¼ size), `h` (½) and `f` (full), announced as `layers: ["q","h","f"]`. */
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1700000 },
+];
+
+export class Publisher {
+  /**
+   * @param {import('./room.js').Room} room
+   * @param {import('./signaling.js').Signaling} signaling
+   */
+  constructor(room, signaling) {
+    this._room = room;
+    this._signaling = signaling;
+    this.reset();
+  }
+
+  reset() {
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    this._waiters = []; // renegotiation requests not yet in an offer
+    this._inFlight = null; // {waiters, message} for the offer awaiting its answer
+  }
+
+  /** Uses `pc` (from `createPeerConnection`) from now on. */
+  start(pc) {
+    this.pc = pc;
+  }
+
+  /** Whether an offer is waiting for its answer. */
+  get offerInFlight() {
+    return !!this._inFlight;
+  }
+
+  /** Closes the connection and rejects every pending renegotiation with `err`. */
+  close(err) {
+    closePeerConnection(this.pc);
+    this.pc = null;
+    for (const w of this._waiters) w.reject(err);
+    if (this._inFlight) for (const w of this._inFlight.waiters) w.reject(err);
+    this._waiters = [];
+    this._inFlight = null;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tracks
+
+  /** Adds a send-only transceiver for `mst` and a LocalTrack for it (in `room.localTracks`). */
+  addTrack(mst, { source, name, simulcast }) {
+    const init = { direction: 'sendonly' };
+    if (simulcast) init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+    const transceiver = this.pc.addTransceiver(mst, init);
+    const track = new LocalTrack(mst, transceiver, {
+      source,
+      name,
+      layers: simulcast ? SIMULCAST_ENCODINGS.map((e) => e.rid) : [],
+    });
+    this._room.localTracks.push(track);
+    return track;
+  }
+
+  /** Stops sending `track`'s transceiver (the next offer then leaves it out). */
+  async stopSending(track) {
+    try {
+      await track.transceiver.sender.replaceTrack(null);
+      track.transceiver.direction = 'inactive';
+    } catch (err) {
+      this._room._log('warn', `could not deactivate transceiver: ${err.message}`);
+    }
+  }
+
+  /** `tracksAssigned`: gives local tracks their sid and emits `localTrackPublished`. */
+  onTracksAssigned(msg) {
+    const room = this._room;
+    for (const { mid, trackSid } of msg.tracks || []) {
+      const track = room.localTracks.find((t) => t.mid === mid);
+      if (!track) {
+        room._log('warn', `tracksAssigned for unknown mid ${mid}`);
+        continue;
+      }
+      if (track.sid === trackSid) continue;
+      if (track.sid) room.localParticipant.tracks.delete(track.sid);
+      track.sid = trackSid;
+      room.localParticipant.tracks.set(trackSid, track);
+      // setMuted() while the offer was in flight: the server only knows the offered state.
+      if (track._offeredMuted !== undefined && track._offeredMuted !== track.muted) {
+        this._signaling.send({ type: 'mute', trackSid, muted: track.muted });
+      }
+      room.emit('localTrackPublished', track);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The offer queue
+
+  /** Asks for a publisher offer; resolves when an offer made after this call has been answered. */
+  renegotiate() {
+    return new Promise((resolve, reject) => {
+      this._waiters.push({ resolve, reject });
+      if (!this._inFlight) this._sendOffer();
+    });
+  }
+
+  async _sendOffer() {
+    const waiters = this._waiters;
+    this._waiters = [];
+    const inFlight = { waiters, message: null };
+    this._inFlight = inFlight;
+    try {
+      const pc = this.pc;
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      if (this._inFlight !== inFlight) return; // torn down meanwhile
+      const tracks = [];
+      for (const t of this._room.localTracks) {
+        const tr = t.transceiver;
+        if (!tr || tr.mid == null || tr.currentDirection === 'stopped' || !tr.sender.track) continue;
+        const entry = { mid: tr.mid, kind: t.kind, source: t.source, name: t.name, muted: t.muted };
+        t._offeredMuted = t.muted;
+        if (t.layers.length) entry.layers = t.layers;
+        tracks.push(entry);
+      }
+      inFlight.message = { type: 'offer', sdp: pc.localDescription.sdp, tracks };
+      this._signaling.send(inFlight.message);
+      this._signaling.releaseCandidates('publisher');
+    } catch (err) {
+      this.failOffer(
+        err instanceof ChorusError
+          ? err
+          : new ChorusError('negotiation_failed', `creating the offer failed: ${err.message}`),
+      );
+    }
+  }
+
+  /** The server's `answer` to the offer in flight. */
+  async onAnswer(msg) {
+    const inFlight = this._inFlight;
+    if (!inFlight || !this.pc || this.pc.signalingState !== 'have-local-offer') {
+      this._room._log('warn', 'ignoring an answer with no offer pending');
+      return;
+    }
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    } catch (err) {
+      this.failOffer(new ChorusError('negotiation_failed', `applying the answer failed: ${err.message}`));
+      return;
+    }
+    if (this._inFlight !== inFlight) return;
+    this._inFlight = null;
+    for (const w of inFlight.waiters) w.resolve();
+    if (this._waiters.length) this._sendOffer();
+  }
+
+  /**
+   * After a resume: the answer to the offer in flight may have been lost with the old socket, so roll it
+   * back and offer afresh (valid whether or not the server applied the old one).
+   */
+  async restartOffer() {
+    const inFlight = this._inFlight;
+    this._inFlight = null;
+    if (inFlight) this._waiters = inFlight.waiters.concat(this._waiters);
+    if (this.pc && this.pc.signalingState === 'have-local-offer') {
+      try {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      } catch (_) {
+        /* nothing to roll back */
+      }
+    }
+    if (this._waiters.length && this.pc && !this._inFlight) this._sendOffer();
+  }
+
+  /** The offer in flight failed: roll it back, reject its waiters with `err`, offer for the rest. */
+  async failOffer(err) {
+    const inFlight = this._inFlight;
+    this._inFlight = null;
+    if (this.pc && this.pc.signalingState === 'have-local-offer') {
+      try {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      } catch (_) {
+        /* nothing to roll back */
+      }
+    }
+    if (inFlight) for (const w of inFlight.waiters) w.reject(err);
+    if (this._waiters.length && this.pc) this._sendOffer();
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * Chorus SDK — `Room`, the public facade: one connection to one room. It owns the room's state
+ * (`state`, `roomInfo`, `localParticipant`, `participants`, `localTracks`), the lifecycle (connect, resume,
+ * leave, teardown), routing each server message to the part that handles it, and the public API.
+ *
+ * The work is done by its parts: `signaling.js` (the WebSocket), `publisher.js` and `subscriber.js` (the two
+ * peer connections), `roster.js` (remote participants), `stats.js`. The API reference is in `chorus.js`.
+ */
+
+import { ChorusError } from './errors.js';
+import { Emitter } from './emitter.js';
+import { logTo } from './log.js';
+import { LocalParticipant, LocalTrack } from './participants.js';
+import { createPeerConnection } from './peer.js';
+import { Publisher } from './publisher.js';
+import { Roster } from './roster.js';
+import { localStats, remoteStats } from './stats.js';
+import { Signaling } from './signaling.js';
+import { Subscriber } from './subscriber.js';
+
+/** A connection to one Chorus room. */
+export class Room extends Emitter {
+  /**
+   * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function}}} [options]
+   *   `debug` logs every signaling message (SDP abbreviated).
+   */
+  constructor(options = {}) {
+    super();
+    this.debug = !!options.debug;
+    this.logger = options.logger || console;
+    this.state = 'disconnected';
+    this.roomInfo = null;
+    this.localParticipant = null;
+    /** @type {Map<string, import('./participants.js').RemoteParticipant>} */
+    this.participants = new Map();
+    this.localTracks = []; // every LocalTrack, including those still waiting for a sid
+    this._signaling = new Signaling({
+      state: () => this.state,
+      debug: () => this.debug,
+      log: (level, ...args) => this._log(level, ...args),
+      reportError: (err) => this._reportError(err),
+      onMessage: (msg) => this._onMessage(msg),
+      onLost: (why) => this._onSocketLost(why),
+    });
+    this._publisher = new Publisher(this, this._signaling);
+    this._subscriber = new Subscriber(this, this._signaling);
+    this._roster = new Roster(this);
+    this._reset();
+  }
+
+  /** The signaling WebSocket, while there is one (for diagnostics and tests). */
+  get _ws() {
+    return this._signaling.ws;
+  }
+
+  _reset() {
+    this._signaling.reset();
+    this._publisher.reset();
+    this._subscriber.reset();
+    this._leaving = false;
+    this._leftWaiter = null;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connecting, resuming, leaving
+
+  /**
+   * Opens `wsUrl`, joins with `token` and resolves with this room once the server says `joined`.
+   * @param {string} wsUrl e.g. `ws://127.0.0.1:7880/rtc`
+   * @param {string} token an access token (JWT)
+   * @param {{autoSubscribe?: boolean, timeoutMs?: number}} [options]
+   */
+  async connect(wsUrl, token, { autoSubscribe = true, timeoutMs = 15000 } = {}) {
+    if (this.state !== 'disconnected') throw new ChorusError('invalid_state', `cannot connect while ${this.state}`);
+    this._reset();
+    this.participants = new Map();
+    this.localTracks = [];
+    this.state = 'connecting';
+    try {
+      const joined = await this._signaling.join(wsUrl, token, autoSubscribe, timeoutMs);
+      if (this.state !== 'connecting') {
+        // leave() was called while joining.
+        this._signaling.sendNow({ type: 'leave' });
+        throw new ChorusError('disconnected', 'left while connecting');
+      }
+      this._onJoined(joined);
+      return this;
+    } catch (err) {
+      this._teardown();
+      this.state = 'disconnected';
+      throw err;
+    }
+  }
+
+  _onJoined(msg) {
+    this._applySessionInfo(msg);
+    this.localParticipant = new LocalParticipant(msg.participant);
+    for (const info of msg.participants || []) this._roster.add(info);
+    const iceServers = (msg.iceServers || []).map((s) => ({
+      urls: s.urls,
+      username: s.username,
+      credential: s.credential,
+    }));
+    this._publisher.start(this._createPeerConnection('publisher', iceServers));
+    this._subscriber.start(this._createPeerConnection('subscriber', iceServers));
+    this.state = 'connected';
+    this._signaling.startKeepalive();
+  }
+
+  _applySessionInfo(msg) {
+    this.roomInfo = msg.room || this.roomInfo;
+    this._signaling.applySessionInfo(msg);
+  }
+
+  _createPeerConnection(target, iceServers) {
+    return createPeerConnection(target, iceServers, {
+      signaling: this._signaling,
+      log: (level, ...args) => this._log(level, ...args),
+      onFailed: () => {
+        if (this.state !== 'disconnected') {
+          this._reportError(new ChorusError('connection_failed', `${target} peer connection failed`));
+        }
+      },
+    });
+  }
+
+  /** The signaling socket closed or went silent (signaling has already closed it). */
+  _onSocketLost(why) {
+    if (this.state !== 'connected' || this._leaving) {
+      if (this._leaving && this._leftWaiter) this._leftWaiter();
+      return;
+    }
+    this._log('warn', `${why}; resuming`);
+    this._resume();
+  }
+
+  async _resume() {
+    this.state = 'reconnecting';
+    this._signaling.holdCandidates('publisher');
+    this._signaling.holdCandidates('subscriber');
+    this.emit('reconnecting');
+    let resumed;
+    try {
+      resumed = await this._signaling.resume(this.localParticipant.sid, () => this.state === 'reconnecting');
+    } catch (err) {
+      this._log('warn', `resume refused: ${err.code} ${err.message}`);
+      this._finish(err.code);
+      return;
+    }
+    if (resumed) this._onResumed(resumed);
+    else if (this.state === 'reconnecting') this._finish('resume_timeout');
+  }
+
+  _onResumed(msg) {
+    this._applySessionInfo(msg);
+    if (msg.participant) {
+      this.localParticipant.name = msg.participant.name || this.localParticipant.name;
+    }
+    this._roster.reconcile(msg.participants || []);
+    this.state = 'connected';
+    this._signaling.startKeepalive();
+    // Candidates and other messages held while the socket was down.
+    this._signaling.releaseCandidates('publisher');
+    this._signaling.releaseCandidates('subscriber');
+    this._signaling.flushOutbox();
+    // The answer to an offer in flight may have been lost with the old socket: offer afresh.
+    if (this._publisher.offerInFlight) this._publisher.restartOffer();
+    this._subscriber.reconcile();
+    this.emit('reconnected');
+  }
+
+  /** Leaves the room: sends `leave`, waits up to a second for `left`, closes everything. */
+  async leave() {
+    if (this.state === 'disconnected') return;
+    this._leaving = true;
+    if (this.state === 'connecting') {
+      this.state = 'disconnected'; // connect() notices, says `leave` and rejects
+      return;
+    }
+    if (this._signaling.isOpen()) {
+      const gone = new Promise((resolve) => {
+        this._leftWaiter = resolve;
+        setTimeout(resolve, 1000);
+      });
+      this._signaling.sendNow({ type: 'leave' });
+      await gone;
+    }
+    this._finish('left');
+  }
+
+  /** Final cleanup; emits `disconnected` once. */
+  _finish(reason) {
+    if (this.state === 'disconnected') return;
+    this._teardown();
+    this.state = 'disconnected';
+    for (const p of this.participants.values()) {
+      for (const t of p.tracks.values()) {
+        t.detach();
+        t.subscribed = false;
+        t.mediaStreamTrack = null;
+      }
+    }
+    this.emit('disconnected', { reason });
+  }
+
+  _teardown() {
+    this._signaling.close();
+    const err = new ChorusError('disconnected', 'the room was disconnected');
+    this._publisher.close(err);
+    this._subscriber.close();
+    for (const t of this.localTracks) t.mediaStreamTrack.stop();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  _onMessage(msg) {
+    try {
+      const pending = this._dispatch(msg);
+      if (pending && typeof pending.catch === 'function') pending.catch((err) => this._reportError(err));
+    } catch (err) {
+      this._reportError(err);
+    }
+  }
+
+  _dispatch(msg) {
+    switch (msg.type) {
+      case 'pong':
+        return;
+      case 'answer':
+        return this._publisher.onAnswer(msg);
+      case 'tracksAssigned':
+        return this._publisher.onTracksAssigned(msg);
+      case 'offer':
+        this._subscriber.enqueueOffer(msg);
+        return;
+      case 'candidate':
+        return this._onRemoteCandidate(msg);
+      case 'participantJoined':
+        return this._roster.onParticipantJoined(msg);
+      case 'participantLeft':
+        return this._roster.onParticipantLeft(msg);
+      case 'trackPublished':
+        return this._roster.onTrackPublished(msg);
+      case 'trackUnpublished':
+        return this._roster.onTrackUnpublished(msg);
+      case 'trackMuted':
+        return this._roster.onTrackMuted(msg);
+      case 'left':
+        this._log('log', `server ended the session: ${msg.reason}`);
+        this._leaving = true;
+        if (this._leftWaiter) this._leftWaiter();
+        this._finish(msg.reason || 'left');
+        return;
+      case 'error':
+        return this._onServerError(msg);
+      case 'joined':
+      case 'resumed':
+        this._log('warn', `unexpected ${msg.type}`);
+        return;
+      default:
+        this._log('log', `ignoring unknown message type ${msg.type}`);
+    }
+  }
+
+  _onServerError(msg) {
+    const err = new ChorusError(msg.code, msg.message, !!msg.fatal);
+    // Errors carry no request id; a negotiation error while our offer is pending is about that offer.
+    if (this._publisher.offerInFlight && (msg.code === 'negotiation_failed' || msg.code === 'permission_denied')) {
+      this._publisher.failOffer(err);
+    }
+    this._reportError(err);
+    if (msg.fatal) this._finish(msg.code);
+  }
+
+  _onRemoteCandidate(msg) {
+    const pc = msg.target === 'publisher' ? this._publisher.pc : this._subscriber.pc;
+    if (!pc || !msg.candidate) return;
+    pc.addIceCandidate({ candidate: msg.candidate, sdpMLineIndex: 0 }).catch((err) =>
+      this._log('warn', `addIceCandidate(${msg.target}) failed: ${err.message}`),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Publishing
+
+  /** getUserMedia for the camera (1280x720) and publishes it with three simulcast layers. */
+  async publishCamera() {
+    return (await this.publishTracks({ video: true, audio: false }))[0];
+  }
+
+  /** getUserMedia for the microphone and publishes it. */
+  async publishMicrophone() {
+    return (await this.publishTracks({ video: false, audio: true }))[0];
+  }
+
+  /**
+   * getUserMedia for the camera and/or microphone and publishes what it got in one offer.
+   * @param {{video?: boolean|MediaTrackConstraints, audio?: boolean|MediaTrackConstraints}} [what]
+   * @returns {Promise<LocalTrack[]>} once the server has answered
+   */
+  async publishTracks({ video = true, audio = true } = {}) {
+    this._requireConnected();
+    const constraints = {
+      video: video === true ? { width: { ideal: 1280 }, height: { ideal: 720 } } : video || false,
+      audio: audio || false,
+    };
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    const tracks = [];
+    for (const mst of stream.getVideoTracks())
+      tracks.push(this._publisher.addTrack(mst, { source: 'camera', name: 'camera', simulcast: true }));
+    for (const mst of stream.getAudioTracks())
+      tracks.push(this._publisher.addTrack(mst, { source: 'microphone', name: 'microphone', simulcast: false }));
+    await this._publisher.renegotiate();
+    return tracks;
+  }
+
+  /**
+   * Publishes a MediaStreamTrack you already have (e.g. from getDisplayMedia).
+   * @param {MediaStreamTrack} mediaStreamTrack
+   * @param {{source?: string, name?: string, simulcast?: boolean}} [options] simulcast defaults to
+   *   true for video
+   */
+  async publishTrack(mediaStreamTrack, { source, name, simulcast } = {}) {
+    this._requireConnected();
+    const isVideo = mediaStreamTrack.kind === 'video';
+    const track = this._publisher.addTrack(mediaStreamTrack, {
+      source: source || (isVideo ? 'camera' : 'microphone'),
+      name: name || mediaStreamTrack.label || mediaStreamTrack.kind,
+      simulcast: simulcast === undefined ? isVideo : simulcast && isVideo,
+    });
+    await this._publisher.renegotiate();
+    return track;
+  }
+
+  /** Stops publishing a local track (by sid, LocalTrack, or source `camera`/`microphone`). */
+  async unpublish(which) {
+    const track = this._findLocalTrack(which);
+    if (!track) throw new ChorusError('unknown_track', `no local track ${which}`);
+    this.localTracks = this.localTracks.filter((t) => t !== track);
+    if (track.sid) {
+      this.localParticipant.tracks.delete(track.sid);
+      this._signaling.send({ type: 'unpublish', trackSid: track.sid });
+    }
+    track.mediaStreamTrack.stop();
+    await this._publisher.stopSending(track);
+    await this._publisher.renegotiate();
+  }
+
+  /**
+   * Mutes or unmutes a local track: `track.enabled = !muted` and a `mute` message.
+   * @param {string|LocalTrack} which a track sid, a LocalTrack, or `camera` / `microphone`
+   */
+  setMuted(which, muted) {
+    const track = this._findLocalTrack(which);
+    if (!track) throw new ChorusError('unknown_track', `no local track ${which}`);
+    track.muted = !!muted;
+    track.mediaStreamTrack.enabled = !muted;
+    // Before the sid is known, the next offer carries `muted`.
+    if (track.sid) this._signaling.send({ type: 'mute', trackSid: track.sid, muted: !!muted });
+    return track;
+  }
+
+  /** Subscribes to or unsubscribes from remote tracks (all are subscribed by default). */
+  setSubscribed(trackSids, subscribe) {
+    this._requireConnected();
+    this._signaling.send({ type: 'subscribe', trackSids: [].concat(trackSids), subscribe: !!subscribe });
+  }
+
+  _findLocalTrack(which) {
+    if (which instanceof LocalTrack) return which;
+    return this.localTracks.find((t) => t.sid === which) || this.localTracks.find((t) => t.source === which);
+  }
+
+  _requireConnected() {
+    if (!this._publisher.pc || (this.state !== 'connected' && this.state !== 'reconnecting')) {
+      throw new ChorusError('invalid_state', `not connected (${this.state})`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Statistics
+
+  /**
+   * Inbound media per remote participant, from the subscriber connection's getStats().
+   * @returns {Promise<Object<string, {sid: string, identity: string, videoFramesDecoded: number,
+   *   videoFramesReceived: number, videoBytesReceived: number, videoPacketsReceived: number,
+   *   videoPacketsLost: number, videoKeyFramesDecoded: number, videoPliCount: number,
+   *   videoNackCount: number, videoFreezeCount: number, audioPacketsReceived: number, audioBytesReceived: number,
+   *   audioPacketsLost: number, frameWidth: number, frameHeight: number}>>} keyed by participant sid
+   */
+  async getRemoteStats() {
+    return remoteStats(this);
+  }
+
+  /** What the publisher connection sends: one entry per outbound RTP stream (per simulcast rid). */
+  async getLocalStats() {
+    return localStats(this._publisher.pc);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Diagnostics
+
+  _reportError(err) {
+    this._log('error', err && err.code ? `${err.code}: ${err.message}` : err);
+    this.emit('error', err);
+  }
+
+  _log(level, ...args) {
+    logTo(this.logger, level, ...args);
+  }
+}

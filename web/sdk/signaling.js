@@ -1,0 +1,314 @@
+/**
+ * Chorus SDK — the signaling WebSocket (`docs/protocol.md`): opening it and sending `join`, parsing what
+ * arrives, sending (with an outbox for messages and per-connection queues for ICE candidates while they
+ * cannot go out yet), the `ping` keepalive, and the resume loop (`join {resume}` until `resumed` or the
+ * resume window runs out).
+ *
+ * It owns the socket and the session values the server hands out (`resumeToken`, `resumeWindowSecs`,
+ * `pingIntervalSecs`). It does not interpret messages or change the room's state: the Room passes hooks
+ * and decides what a lost socket, a resumed session or a message means.
+ */
+
+import { ChorusError } from './errors.js';
+import { describe } from './log.js';
+
+/**
+ * @typedef {object} SignalingHooks
+ * @property {() => string} state the room's state (`connected` lets messages out)
+ * @property {() => boolean} debug whether to log every message
+ * @property {(level: string, ...args: any[]) => void} log
+ * @property {(err: Error) => void} reportError
+ * @property {(msg: object) => void} onMessage a parsed message from the adopted socket
+ * @property {(why: string) => void} onLost the adopted socket closed or went silent (already closed here)
+ */
+
+export class Signaling {
+  /** @param {SignalingHooks} hooks */
+  constructor(hooks) {
+    this._hooks = hooks;
+    this.reset();
+  }
+
+  /** Forgets the previous session (the socket must already be closed). */
+  reset() {
+    /** @type {WebSocket|null} the adopted socket, once `joined`/`resumed` arrived on it */
+    this.ws = null;
+    this._wsUrl = null;
+    this._token = null;
+    this._autoSubscribe = true;
+    this.resumeToken = null;
+    this.resumeWindowSecs = 10;
+    this.pingIntervalSecs = 10;
+    this._pingTimer = null;
+    this._lastReceived = 0;
+    this._outbox = []; // messages held while the WebSocket is being resumed
+    this._trickleReady = { publisher: false, subscriber: false };
+    this._trickleQueue = { publisher: [], subscriber: [] };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Joining and resuming
+
+  /** Opens `wsUrl`, sends `join` and resolves with the `joined` message. */
+  join(wsUrl, token, autoSubscribe, timeoutMs) {
+    this._wsUrl = wsUrl;
+    this._token = token;
+    this._autoSubscribe = autoSubscribe;
+    const join = { type: 'join', token };
+    if (!autoSubscribe) join.autoSubscribe = false;
+    return this._openAndJoin(join, 'joined', timeoutMs);
+  }
+
+  /** Takes the session values from `joined` / `resumed`. */
+  applySessionInfo(msg) {
+    this.resumeToken = msg.resumeToken;
+    if (msg.resumeWindowSecs > 0) this.resumeWindowSecs = msg.resumeWindowSecs;
+    if (msg.pingIntervalSecs > 0) this.pingIntervalSecs = msg.pingIntervalSecs;
+  }
+
+  /**
+   * Tries to resume the session of `participantSid` until `resumeWindowSecs` runs out, backing off from
+   * 250 ms to 2 s. Resolves with the `resumed` message, or with null when the window ran out or
+   * `stillReconnecting()` turned false (then a socket that resumed after all is told `leave`). Rejects with
+   * the server's fatal error when it refuses the resume.
+   */
+  async resume(participantSid, stillReconnecting) {
+    const deadline = Date.now() + this.resumeWindowSecs * 1000;
+    let delay = 250;
+    while (stillReconnecting()) {
+      const join = {
+        type: 'join',
+        token: this._token,
+        resume: { participantSid, resumeToken: this.resumeToken },
+      };
+      if (!this._autoSubscribe) join.autoSubscribe = false;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      try {
+        const resumed = await this._openAndJoin(join, 'resumed', Math.min(remaining, 5000));
+        if (!stillReconnecting()) {
+          // leave() was called meanwhile: say so, so the server does not wait out the resume window.
+          const ws = this.ws;
+          this.ws = null;
+          try {
+            this._rawSend(ws, { type: 'leave' });
+            ws.close();
+          } catch (_) {
+            /* ignore */
+          }
+          return null;
+        }
+        return resumed;
+      } catch (err) {
+        if (err.fatal) throw err;
+        this._hooks.log('warn', `resume attempt failed: ${err.message}`);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      delay = Math.min(delay * 2, 2000);
+    }
+    return null;
+  }
+
+  /**
+   * Opens a WebSocket, sends `join` and waits for `expectType` (`joined`/`resumed`). Messages after it
+   * go to the normal handler. Rejects on a server `error`, a close, or the timeout.
+   */
+  _openAndJoin(join, expectType, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WebSocket(this._wsUrl);
+      } catch (err) {
+        reject(new ChorusError('connection_failed', `cannot open ${this._wsUrl}: ${err.message}`));
+        return;
+      }
+      let settled = false;
+      const timer = setTimeout(
+        () => fail(new ChorusError('timeout', `no ${expectType} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const fail = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        try {
+          ws.close();
+        } catch (_) {
+          /* already closed */
+        }
+        reject(err);
+      };
+      ws.onopen = () => this._rawSend(ws, join);
+      ws.onerror = () => {}; // a close event always follows with the details we have
+      ws.onclose = (ev) =>
+        fail(
+          new ChorusError(
+            'connection_failed',
+            `WebSocket closed before ${expectType} (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''})`,
+          ),
+        );
+      ws.onmessage = (ev) => {
+        const msg = this._parse(ev.data);
+        if (!msg) return;
+        if (msg.type === 'error') {
+          if (msg.fatal) fail(new ChorusError(msg.code, msg.message, true));
+          else this._hooks.reportError(new ChorusError(msg.code, msg.message));
+          return;
+        }
+        if (msg.type !== expectType) {
+          this._hooks.log('warn', `ignoring ${msg.type} before ${expectType}`);
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        this._adoptSocket(ws);
+        resolve(msg);
+      };
+    });
+  }
+
+  _adoptSocket(ws) {
+    this.ws = ws;
+    this._lastReceived = Date.now();
+    ws.onmessage = (ev) => {
+      this._lastReceived = Date.now();
+      const msg = this._parse(ev.data);
+      if (msg) this._hooks.onMessage(msg);
+    };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this._lost(`WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''})`);
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Keepalive and losing the socket
+
+  /** (Re)starts `ping` every `pingIntervalSecs`; three silent intervals count as a lost socket. */
+  startKeepalive() {
+    clearInterval(this._pingTimer);
+    const intervalMs = this.pingIntervalSecs * 1000;
+    this._pingTimer = setInterval(() => {
+      if (this._hooks.state() !== 'connected' || !this.ws) return;
+      if (Date.now() - this._lastReceived > 3 * intervalMs) {
+        // The server answers every ping; three silent intervals mean the connection is gone.
+        this._lost('no message from the server for three ping intervals');
+        return;
+      }
+      this.send({ type: 'ping', timestamp: Date.now() });
+    }, intervalMs);
+  }
+
+  _lost(why) {
+    this._dropSocket();
+    this._hooks.onLost(why);
+  }
+
+  /** Stops the keepalive and closes the socket without telling anyone. */
+  close() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    this._dropSocket();
+  }
+
+  _dropSocket() {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close();
+      } catch (_) {
+        /* already closed */
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /** Whether the adopted socket is open. */
+  isOpen() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends on the adopted socket now, whatever the room's state (for `leave`). */
+  sendNow(msg) {
+    this._rawSend(this.ws, msg);
+  }
+
+  /**
+   * Sends `msg` while connected; while reconnecting (or connected without an open socket) holds it for
+   * `flushOutbox` — except pings, which are dropped, and candidates, which go back to their queue.
+   */
+  send(msg) {
+    const ws = this.ws;
+    const state = this._hooks.state();
+    if (ws && ws.readyState === WebSocket.OPEN && state === 'connected') {
+      this._rawSend(ws, msg);
+    } else if (state === 'reconnecting' || state === 'connected') {
+      if (msg.type !== 'ping' && msg.type !== 'candidate') this._outbox.push(msg);
+      else if (msg.type === 'candidate') this._trickleQueue[msg.target].push(msg);
+    }
+  }
+
+  /** Sends what `send` held while the socket was down. */
+  flushOutbox() {
+    const outbox = this._outbox;
+    this._outbox = [];
+    for (const m of outbox) this.send(m);
+  }
+
+  _rawSend(ws, msg) {
+    if (this._hooks.debug()) this._hooks.log('log', '→', describe(msg));
+    ws.send(JSON.stringify(msg));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Trickle ICE: a connection's local candidates go out only after the offer/answer they belong to.
+
+  /** Sends (or queues) a local candidate of `target`; `""` marks the end of candidates. */
+  sendCandidate(target, candidate) {
+    const msg = { type: 'candidate', target, candidate };
+    if (this._trickleReady[target]) this.send(msg);
+    else this._trickleQueue[target].push(msg);
+  }
+
+  /** Queues `target`'s candidates until `releaseCandidates(target)`. */
+  holdCandidates(target) {
+    this._trickleReady[target] = false;
+  }
+
+  /** Sends `target`'s queued candidates, and later ones as they come. */
+  releaseCandidates(target) {
+    this._trickleReady[target] = true;
+    const queued = this._trickleQueue[target];
+    this._trickleQueue[target] = [];
+    for (const msg of queued) this.send(msg);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  _parse(data) {
+    if (typeof data !== 'string') {
+      this._hooks.log('warn', 'ignoring a binary frame');
+      return null;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch (err) {
+      this._hooks.reportError(new ChorusError('bad_message', `unparsable message from server: ${err.message}`));
+      return null;
+    }
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') {
+      this._hooks.reportError(new ChorusError('bad_message', 'message without a type'));
+      return null;
+    }
+    if (this._hooks.debug()) this._hooks.log('log', '←', describe(msg));
+    return msg;
+  }
+}
