@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use str0m::media::KeyframeRequestKind;
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Event as RtcEvent, IceConnectionState};
 
 use crate::api::{Command, Event, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey};
@@ -22,6 +22,7 @@ use crate::participant::Participant;
 use crate::peer::Peer;
 use crate::room::{LayerDecision, PtInfo, RoomMedia, TrackRoute};
 use crate::router::Router;
+use crate::vp8::parse_fields;
 
 pub struct WorkerCore {
     /// The address advertised to clients as our host candidate.
@@ -420,7 +421,7 @@ impl WorkerCore {
                     .get_mut(sub)
                     .and_then(|p| p.out.get_mut(&track))
                 {
-                    out.forwarder.reset_source();
+                    out.reset_source();
                 }
             }
             self.request_keyframe(now, track);
@@ -626,6 +627,13 @@ impl WorkerCore {
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
+        let vp8_fields = (info.codec == VideoCodec::Vp8)
+            .then(|| {
+                Vp8Descriptor::parse(&pkt.payload)
+                    .ok()
+                    .zip(parse_fields(&pkt.payload))
+            })
+            .flatten();
         let mut need_keyframe = switched && !keyframe;
         for i in 0..route.subscribers.len() {
             let sk = route.subscribers[i];
@@ -642,7 +650,7 @@ impl WorkerCore {
                 continue;
             };
             if switched {
-                out.forwarder.reset_source();
+                out.reset_source();
             }
             let (seq, timestamp) = match out.forwarder.forward(&source) {
                 Forward::Send { seq, timestamp } => (seq, timestamp),
@@ -664,22 +672,34 @@ impl WorkerCore {
             let Some(out_pt) = out_pt else {
                 continue;
             };
+            let mut write = RtpWrite::new(
+                out_pt,
+                seq.into(),
+                timestamp,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .nackable(video)
+            .ext_vals(ext.clone());
+            if let Some((descriptor, fields)) = &vp8_fields {
+                let (picture_id, tl0) = out.vp8.rewrite(source.ssrc, fields);
+                let mut patch = descriptor.patch();
+                if let Some(p) = picture_id {
+                    patch = patch.picture_id(p);
+                }
+                if let Some(t) = tl0 {
+                    patch = patch.tl0_pic_idx(t);
+                }
+                if let Ok(patch) = patch.build() {
+                    write = write.vp8_patch(patch);
+                }
+            }
             let mut api = rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
-            tx.write_rtp(
-                RtpWrite::new(
-                    out_pt,
-                    seq.into(),
-                    timestamp,
-                    pkt.timestamp,
-                    pkt.payload.clone(),
-                )
-                .marker(pkt.header.marker)
-                .nackable(video)
-                .ext_vals(ext.clone()),
-            );
+            tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
             if !self.dirty.contains(&(sk, PcKind::Subscriber)) {
                 self.dirty.push((sk, PcKind::Subscriber));

@@ -15,6 +15,7 @@ mod participant;
 mod peer;
 mod room;
 mod router;
+pub mod vp8;
 
 pub use api::{
     Command, Event, EventSink, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec,

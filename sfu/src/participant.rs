@@ -13,6 +13,7 @@ use str0m::media::{Direction, Mid, Pt};
 use crate::api::{Event, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
 use crate::forwarder::Forwarder;
 use crate::peer::{Peer, PeerError};
+use crate::vp8::Vp8Rewriter;
 
 /// A track this participant receives, carried by one `mid` of its subscriber connection.
 pub struct OutTrack {
@@ -22,6 +23,8 @@ pub struct OutTrack {
     /// Assigned when the track is put into an offer.
     pub mid: Option<Mid>,
     pub forwarder: Forwarder,
+    /// VP8 PictureID/TL0PICIDX continuity (unused for other codecs).
+    pub vp8: Vp8Rewriter,
     /// Publisher payload type → our payload type towards this subscriber, learned on first use.
     pub pt_map: Vec<(Pt, Option<Pt>)>,
 }
@@ -34,6 +37,15 @@ struct FreeSlot {
     kind: MediaKind,
     publisher: ParticipantKey,
     forwarder: Forwarder,
+    vp8: Vp8Rewriter,
+}
+
+impl OutTrack {
+    /// The next forwarded packet starts a new source: re-anchor every continuity mapping on it.
+    pub fn reset_source(&mut self) {
+        self.forwarder.reset_source();
+        self.vp8.reset();
+    }
 }
 
 #[derive(Default)]
@@ -127,18 +139,16 @@ impl Participant {
             .or_else(|| self.free_slots.iter().rposition(|s| s.kind == kind));
         if let Some(i) = reuse {
             let slot = self.free_slots.remove(i);
-            let mut forwarder = slot.forwarder;
-            forwarder.reset_source();
-            self.out.insert(
-                track,
-                OutTrack {
-                    kind,
-                    publisher,
-                    mid: Some(slot.mid),
-                    forwarder,
-                    pt_map: Vec::new(),
-                },
-            );
+            let mut out = OutTrack {
+                kind,
+                publisher,
+                mid: Some(slot.mid),
+                forwarder: slot.forwarder,
+                vp8: slot.vp8,
+                pt_map: Vec::new(),
+            };
+            out.reset_source();
+            self.out.insert(track, out);
             self.out_by_mid.insert(slot.mid, track);
             self.negotiation.to_activate.push(slot.mid);
             return;
@@ -152,6 +162,7 @@ impl Participant {
                 publisher,
                 mid: None,
                 forwarder: Forwarder::new(seed as u16, seed.rotate_left(16)),
+                vp8: Vp8Rewriter::default(),
                 pt_map: Vec::new(),
             },
         );
@@ -173,6 +184,7 @@ impl Participant {
                 kind: out.kind,
                 publisher: out.publisher,
                 forwarder: out.forwarder,
+                vp8: out.vp8,
             });
         }
     }

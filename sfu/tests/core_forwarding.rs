@@ -31,6 +31,8 @@ struct Client {
     received: Vec<(u64, u32, bool)>,
     /// SSRC of each received packet.
     ssrcs: Vec<u32>,
+    /// VP8 PictureID of each received packet, if any.
+    picture_ids: Vec<Option<u16>>,
     keyframe_requests: usize,
     connected: bool,
 }
@@ -55,6 +57,7 @@ impl Client {
             addr,
             received: Vec::new(),
             ssrcs: Vec::new(),
+            picture_ids: Vec::new(),
             keyframe_requests: 0,
             connected: false,
         }
@@ -144,6 +147,11 @@ impl Harness {
                     RtcEvent::Connected => client.connected = true,
                     RtcEvent::RtpPacket(p) => {
                         client.ssrcs.push(*p.header.ssrc);
+                        client.picture_ids.push(
+                            chorus_sfu::vp8::parse_fields(&p.payload)
+                                .and_then(|f| f.picture_id)
+                                .map(|(id, _)| id),
+                        );
                         client.received.push((
                             *p.seq_no,
                             p.header.timestamp,
