@@ -253,6 +253,21 @@ impl Harness {
         mid
     }
 
+    /// Alice publishes `track`, bob subscribes to it and answers the one subscriber offer that follows.
+    fn publish_to_bob(&mut self, track: TrackKey) -> Mid {
+        let mid = self.alice_publishes(track);
+        self.core.handle_command(
+            self.now,
+            Command::SetSubscribed {
+                subscriber: BOB,
+                track,
+                subscribed: true,
+            },
+        );
+        assert_eq!(self.bob_answers_offers(), 1, "one subscriber offer for bob");
+        mid
+    }
+
     /// Bob answers every subscriber offer the SFU has made.
     fn bob_answers_offers(&mut self) -> usize {
         let mut offers = Vec::new();
@@ -362,16 +377,7 @@ fn assert_consecutive(received: &[(u64, u32, bool)]) {
 fn forwards_video_between_two_clients_with_continuous_numbering() {
     let mut h = Harness::new();
     let track = TrackKey(100);
-    let mid = h.alice_publishes(track);
-    h.core.handle_command(
-        h.now,
-        Command::SetSubscribed {
-            subscriber: BOB,
-            track,
-            subscribed: true,
-        },
-    );
-    assert_eq!(h.bob_answers_offers(), 1, "one subscriber offer for bob");
+    let mid = h.publish_to_bob(track);
     h.run_for(Duration::from_secs(2));
     assert!(
         h.alice.connected && h.bob.connected,
@@ -491,16 +497,7 @@ fn garbage_datagrams_and_unknown_commands_are_harmless() {
 fn a_republished_track_continues_the_same_outgoing_stream() {
     let mut h = Harness::new();
     let first = TrackKey(100);
-    let mid = h.alice_publishes(first);
-    h.core.handle_command(
-        h.now,
-        Command::SetSubscribed {
-            subscriber: BOB,
-            track: first,
-            subscribed: true,
-        },
-    );
-    assert_eq!(h.bob_answers_offers(), 1);
+    let mid = h.publish_to_bob(first);
     h.run_for(Duration::from_secs(2));
     h.alice_sends_frames(mid, 10, 0);
     h.run_for(Duration::from_millis(100));
@@ -562,16 +559,7 @@ fn forwards_h264_and_vp9_too() {
     for codec in [Codec::H264, Codec::Vp9] {
         let mut h = Harness::with_codec(codec);
         let track = TrackKey(100);
-        let mid = h.alice_publishes(track);
-        h.core.handle_command(
-            h.now,
-            Command::SetSubscribed {
-                subscriber: BOB,
-                track,
-                subscribed: true,
-            },
-        );
-        assert_eq!(h.bob_answers_offers(), 1);
+        let mid = h.publish_to_bob(track);
         h.run_for(Duration::from_secs(2));
         h.alice_sends_frames(mid, 20, 0);
         h.run_for(Duration::from_millis(200));
@@ -590,16 +578,7 @@ fn forwards_h264_and_vp9_too() {
 fn packets_lost_on_the_way_to_a_subscriber_are_resent_on_nack() {
     let mut h = Harness::new();
     let track = TrackKey(100);
-    let mid = h.alice_publishes(track);
-    h.core.handle_command(
-        h.now,
-        Command::SetSubscribed {
-            subscriber: BOB,
-            track,
-            subscribed: true,
-        },
-    );
-    assert_eq!(h.bob_answers_offers(), 1);
+    let mid = h.publish_to_bob(track);
     h.run_for(Duration::from_secs(2));
     h.drop_rtp_to_bob = vec![h.rtp_to_bob + 5, h.rtp_to_bob + 6, h.rtp_to_bob + 12];
     h.alice_sends_frames(mid, 30, 0);
