@@ -1,0 +1,351 @@
+//! The sans-IO heart of a media worker: rooms, participants and forwarding, driven by `(now, input)`.
+//!
+//! This file owns the entry points, the panic guard and the work queues; `membership.rs` owns adding, removing
+//! and (un)subscribing participants and tracks; `fanout.rs` owns the packet path.
+//!
+//! [`WorkerCore`] is fed commands, datagrams and timeouts with the caller's clock, and yields transmits (via
+//! [`WorkerCore::poll_transmit`]) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
+//! touches a socket; `io.rs` does that. A str0m panic while handling one participant ends that participant
+//! only.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use str0m::net::Transmit;
+use str0m::{Event as RtcEvent, IceConnectionState};
+
+use crate::api::{Command, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
+use crate::participant::Participant;
+use crate::room::{RoomMedia, TrackRoute};
+use crate::router::Router;
+
+mod fanout;
+mod membership;
+
+pub struct WorkerCore {
+    /// The address advertised to clients as our host candidate.
+    local_addr: SocketAddr,
+    rooms: HashMap<RoomKey, RoomMedia>,
+    participants: HashMap<ParticipantKey, Participant>,
+    tracks: HashMap<TrackKey, TrackRoute>,
+    router: Router,
+    transmits: VecDeque<Transmit>,
+    /// Peers with output to drain.
+    dirty: Vec<(ParticipantKey, PcKind)>,
+    /// Subscribers whose forwarded tracks changed during this input: one offer each, after it.
+    needs_offer: Vec<ParticipantKey>,
+    /// Reused buffer for str0m events.
+    event_buf: Vec<RtcEvent>,
+    /// Whose peer we are inside, to blame on a panic.
+    current: Option<ParticipantKey>,
+    /// Subscriber connections that completed DTLS (writing before that only fills queues).
+    connected_subscribers: std::collections::HashSet<ParticipantKey>,
+    pub stats: WorkerStats,
+}
+
+/// Counters for monitoring; read by the I/O layer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerStats {
+    pub datagrams_in: u64,
+    pub datagrams_unrouted: u64,
+    pub rtp_in: u64,
+    pub rtp_forwarded: u64,
+    pub keyframe_requests: u64,
+    pub participant_faults: u64,
+}
+
+impl WorkerCore {
+    pub fn new(local_addr: SocketAddr) -> Self {
+        WorkerCore {
+            local_addr,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            tracks: HashMap::new(),
+            router: Router::default(),
+            transmits: VecDeque::new(),
+            dirty: Vec::new(),
+            needs_offer: Vec::new(),
+            event_buf: Vec::new(),
+            current: None,
+            connected_subscribers: Default::default(),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`WorkerCore::handle_timeout`] should next be called.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.participants.values().map(|p| p.deadline()).min()
+    }
+
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        tracing::debug!(?cmd, "worker command");
+        self.guarded(now, |core| core.apply_command(now, cmd));
+    }
+
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        self.stats.datagrams_in += 1;
+        let Some((pk, pc)) = self.router.route(source, data) else {
+            self.stats.datagrams_unrouted += 1;
+            tracing::trace!(%source, len = data.len(), "unrouted datagram");
+            return;
+        };
+        self.guarded(now, |core| {
+            let Some(p) = core.participants.get_mut(&pk) else {
+                return;
+            };
+            core.current = Some(pk);
+            if let Err(e) = p.peer(pc).handle_datagram(now, source, destination, data) {
+                core.fail_participant(pk, format!("{pc:?} connection failed: {e}"));
+                return;
+            }
+            core.mark_dirty(pk, pc);
+        });
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.guarded(now, |core| {
+            let due: Vec<ParticipantKey> = core
+                .participants
+                .iter()
+                .filter(|(_, p)| p.deadline() <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            for pk in due {
+                let Some(p) = core.participants.get_mut(&pk) else {
+                    continue;
+                };
+                core.current = Some(pk);
+                if let Err(e) = p.handle_timeout(now) {
+                    core.fail_participant(pk, format!("timer failed: {e}"));
+                    continue;
+                }
+                core.mark_dirty(pk, PcKind::Publisher);
+                core.mark_dirty(pk, PcKind::Subscriber);
+            }
+        });
+    }
+
+    /// Run `f`, then drain every peer it touched; a panic ends the participant being worked on.
+    fn guarded(&mut self, now: Instant, f: impl FnOnce(&mut Self)) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            f(self);
+            self.settle(now);
+        }));
+        if result.is_err() {
+            self.stats.participant_faults += 1;
+            self.dirty.clear();
+            if let Some(pk) = self.current.take() {
+                tracing::error!(participant = %pk, "panic while handling participant; removing it");
+                self.fail_participant(pk, "internal fault in the media engine".into());
+                // Removing may itself touch other peers (renegotiation); settle without re-entering the guard.
+                if catch_unwind(AssertUnwindSafe(|| self.settle(now))).is_err() {
+                    self.dirty.clear();
+                    self.needs_offer.clear();
+                }
+            }
+        }
+        self.current = None;
+    }
+
+    /// Make the offers and drain the peers that the last input touched, until nothing is left to do.
+    fn settle(&mut self, now: Instant) {
+        while !self.needs_offer.is_empty() || !self.dirty.is_empty() {
+            for pk in std::mem::take(&mut self.needs_offer) {
+                let Some(p) = self.participants.get_mut(&pk) else {
+                    continue;
+                };
+                if let Some(offer) = p.negotiate() {
+                    self.emit_for(pk, offer);
+                }
+                self.mark_dirty(pk, PcKind::Subscriber);
+            }
+            self.drain_dirty(now);
+        }
+    }
+
+    fn queue_offer(&mut self, pk: ParticipantKey) {
+        if !self.needs_offer.contains(&pk) {
+            self.needs_offer.push(pk);
+        }
+    }
+
+    fn mark_dirty(&mut self, pk: ParticipantKey, pc: PcKind) {
+        if !self.dirty.contains(&(pk, pc)) {
+            self.dirty.push((pk, pc));
+        }
+    }
+
+    fn drain_dirty(&mut self, now: Instant) {
+        while let Some((pk, pc)) = self.dirty.pop() {
+            let mut events = std::mem::take(&mut self.event_buf);
+            let Some(p) = self.participants.get_mut(&pk) else {
+                continue;
+            };
+            self.current = Some(pk);
+            let peer = p.peer(pc);
+            let result = peer.poll(&mut self.transmits, &mut events);
+            let alive = peer.is_alive();
+            for e in events.drain(..) {
+                self.handle_rtc_event(now, pk, pc, e);
+            }
+            self.event_buf = events;
+            if let Err(e) = result {
+                self.fail_participant(pk, format!("{pc:?} connection failed: {e}"));
+            } else if !alive {
+                self.fail_participant(pk, format!("{pc:?} connection closed"));
+            }
+        }
+    }
+
+    fn emit(&self, room: RoomKey, event: Event) {
+        if let Some(r) = self.rooms.get(&room) {
+            (r.events)(event);
+        }
+    }
+
+    fn emit_for(&self, pk: ParticipantKey, event: Event) {
+        if let Some(p) = self.participants.get(&pk) {
+            self.emit(p.room, event);
+        }
+    }
+
+    fn apply_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::CreateRoom { room, events } => {
+                self.rooms.entry(room).or_insert(RoomMedia {
+                    events,
+                    participants: Vec::new(),
+                });
+            }
+            Command::RemoveRoom { room } => {
+                if let Some(r) = self.rooms.get(&room) {
+                    for pk in r.participants.clone() {
+                        self.remove_participant(pk);
+                    }
+                }
+                self.rooms.remove(&room);
+            }
+            Command::AddParticipant { room, participant } => {
+                self.add_participant(now, room, participant)
+            }
+            Command::PublisherOffer {
+                participant,
+                sdp,
+                tracks,
+            } => self.publisher_offer(participant, &sdp, &tracks),
+            Command::SubscriberAnswer { participant, sdp } => {
+                let Some(p) = self.participants.get_mut(&participant) else {
+                    return;
+                };
+                self.current = Some(participant);
+                match p.accept_subscriber_answer(&sdp) {
+                    Ok(next) => {
+                        self.mark_dirty(participant, PcKind::Subscriber);
+                        if let Some(offer) = next {
+                            self.emit_for(participant, offer);
+                        }
+                    }
+                    Err(reason) => self.emit_for(
+                        participant,
+                        Event::NegotiationFailed {
+                            participant,
+                            pc: PcKind::Subscriber,
+                            reason,
+                        },
+                    ),
+                }
+            }
+            Command::RemoteCandidate {
+                participant,
+                pc,
+                candidate,
+            } => {
+                let Some(p) = self.participants.get_mut(&participant) else {
+                    return;
+                };
+                self.current = Some(participant);
+                match p.add_remote_candidate(pc, &candidate) {
+                    Ok(()) => self.mark_dirty(participant, pc),
+                    Err(reason) => tracing::debug!(%participant, %reason, "ignored candidate"),
+                }
+            }
+            Command::SetSubscribed {
+                subscriber,
+                track,
+                subscribed,
+            } => self.set_subscribed(subscriber, track, subscribed),
+            Command::SetTrackMuted { track, muted } => self.set_muted(now, track, muted),
+            Command::UnpublishTrack { track } => self.unpublish(track),
+            Command::ResendSubscriberOffer { participant } => {
+                if let Some(offer) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.outstanding_offer())
+                {
+                    self.emit_for(participant, offer);
+                }
+            }
+            Command::RemoveParticipant { participant } => self.remove_participant(participant),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn handle_rtc_event(&mut self, now: Instant, pk: ParticipantKey, pc: PcKind, e: RtcEvent) {
+        match e {
+            RtcEvent::Connected => {
+                if pc == PcKind::Subscriber {
+                    self.connected_subscribers.insert(pk);
+                }
+                self.emit_for(
+                    pk,
+                    Event::Connected {
+                        participant: pk,
+                        pc,
+                    },
+                );
+            }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.fail_participant(pk, format!("{pc:?} connection: ICE disconnected"));
+            }
+            RtcEvent::RtpPacket(pkt) if pc == PcKind::Publisher => {
+                self.stats.rtp_in += 1;
+                self.forward(now, pk, pkt);
+            }
+            RtcEvent::KeyframeRequest(req) if pc == PcKind::Subscriber => {
+                let track = self
+                    .participants
+                    .get(&pk)
+                    .and_then(|p| p.out_by_mid.get(&req.mid))
+                    .copied();
+                if let Some(track) = track {
+                    self.request_keyframe(now, track);
+                }
+            }
+            RtcEvent::Closed => {
+                self.fail_participant(pk, format!("{pc:?} connection closed by the client"));
+            }
+            _ => {}
+        }
+    }
+}
