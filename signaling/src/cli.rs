@@ -97,11 +97,14 @@ async fn run(
             if keys == 1 { "" } else { "s" }
         ),
     }
-    // `wait` consumes the server, so it cannot race Ctrl-C and still be shut down gracefully; the HTTP server
-    // only ends when told to, so waiting for Ctrl-C first loses nothing.
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
+    let mut server = server;
+    tokio::select! {
+        result = server.wait() => {
+            // The HTTP server only ends by itself on a fatal error.
+            return result.context("the HTTP server stopped");
+        }
+        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C")?,
+    }
     tracing::info!("Ctrl-C received, shutting down (Ctrl-C again to quit at once)");
     server.shutdown();
     tokio::select! {

@@ -56,7 +56,8 @@ pub struct RunningServer {
     /// The media address of each worker.
     pub media_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The HTTP server task; `None` once [`RunningServer::wait`] has seen it finish.
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _sfu: Arc<chorus_sfu::Sfu>,
 }
 
@@ -66,9 +67,15 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
     }
 
-    /// Wait until the HTTP server has stopped.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    /// Wait until the HTTP server has stopped (after [`RunningServer::shutdown`], or on its own after a fatal
+    /// error). Cancel-safe, so it can race other futures; returns at once if it already returned.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let result = task.await;
+        self.task = None;
+        result??;
         Ok(())
     }
 }
@@ -109,7 +116,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         http_addr,
         media_addrs,
         shutdown,
-        task,
+        task: Some(task),
         _sfu: sfu,
     })
 }
