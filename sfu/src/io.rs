@@ -147,17 +147,21 @@ fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Comm
                 Err(TryRecvError::Empty) => break,
             }
         }
+        // One scan for the deadline per iteration (it is O(participants); a timer heap is future work).
         let now = Instant::now();
-        if core.next_deadline().is_some_and(|d| d <= now) {
+        let mut deadline = core.next_deadline();
+        if deadline.is_some_and(|d| d <= now) {
             core.handle_timeout(now);
+            deadline = core.next_deadline();
         }
         flush(&socket, &mut core);
 
-        let wait = core
-            .next_deadline()
+        // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
+        let wait = deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(COMMAND_POLL)
             .clamp(Duration::from_millis(1), COMMAND_POLL);
+        let wait = Duration::from_millis(wait.as_millis() as u64);
         if read_timeout != Some(wait) {
             if let Err(e) = socket.set_read_timeout(Some(wait)) {
                 tracing::warn!(error = %e, "set_read_timeout failed");

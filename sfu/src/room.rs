@@ -123,7 +123,12 @@ impl TrackRoute {
             .find(|r| alive(r))
             .unwrap_or(rid);
         let current = self.selected_rid.as_deref().filter(|c| alive(c));
-        self.target_rid = (current != Some(best)).then(|| best.to_string());
+        // Updated only when it changes: this runs for every packet of a simulcast track.
+        if current == Some(best) {
+            self.target_rid = None;
+        } else if self.target_rid.as_deref() != Some(best) {
+            self.target_rid = Some(best.to_string());
+        }
         match current {
             Some(c) if c == best || !(rid == best && keyframe) => {
                 if c == rid {

@@ -36,6 +36,8 @@ pub struct WorkerCore {
     dirty: Vec<(ParticipantKey, PcKind)>,
     /// Subscribers whose forwarded tracks changed during this input: one offer each, after it.
     needs_offer: Vec<ParticipantKey>,
+    /// Reused buffer for the participants whose timers are due.
+    due_buf: Vec<ParticipantKey>,
     /// Reused buffer for str0m events.
     event_buf: Vec<RtcEvent>,
     /// Whose peer we are inside, to blame on a panic.
@@ -67,6 +69,7 @@ impl WorkerCore {
             transmits: VecDeque::new(),
             dirty: Vec::new(),
             needs_offer: Vec::new(),
+            due_buf: Vec::new(),
             event_buf: Vec::new(),
             current: None,
             connected_subscribers: Default::default(),
@@ -125,13 +128,14 @@ impl WorkerCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.guarded(now, |core| {
-            let due: Vec<ParticipantKey> = core
-                .participants
-                .iter()
-                .filter(|(_, p)| p.deadline() <= now)
-                .map(|(k, _)| *k)
-                .collect();
-            for pk in due {
+            let mut due = std::mem::take(&mut core.due_buf);
+            due.extend(
+                core.participants
+                    .iter()
+                    .filter(|(_, p)| p.deadline() <= now)
+                    .map(|(k, _)| *k),
+            );
+            for pk in due.drain(..) {
                 let Some(p) = core.participants.get_mut(&pk) else {
                     continue;
                 };
@@ -143,6 +147,7 @@ impl WorkerCore {
                 core.mark_dirty(pk, PcKind::Publisher);
                 core.mark_dirty(pk, PcKind::Subscriber);
             }
+            core.due_buf = due;
         });
     }
 
