@@ -211,7 +211,10 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
         | ServerMessage::ParticipantLeft { .. }
         | ServerMessage::TrackPublished { .. }
         | ServerMessage::TrackUnpublished { .. }
-        | ServerMessage::TrackMuted { .. }) => d.events.room_message(room),
+        | ServerMessage::TrackMuted { .. }
+        | ServerMessage::StreamState { .. }
+        | ServerMessage::PublishLayers { .. }
+        | ServerMessage::Stats(_)) => d.events.room_message(room),
     }
     None
 }

@@ -44,6 +44,10 @@ pub enum ClientEvent {
         track_sid: String,
         mid: String,
     },
+    /// Forwarding of a remote track to us was paused for bandwidth, or resumed.
+    StreamState { track_sid: String, paused: bool },
+    /// The answer to [`crate::Client::request_stats`]: our subscriptions' simulcast state.
+    Stats(chorus_protocol::ParticipantStats),
     /// The server reported an error (non-fatal ones leave the session running).
     Error {
         code: ErrorCode,
@@ -161,6 +165,10 @@ impl EventSink {
                         muted,
                     }
                 }
+                ServerMessage::StreamState {
+                    track_sid, paused, ..
+                } => ClientEvent::StreamState { track_sid, paused },
+                ServerMessage::Stats(stats) => ClientEvent::Stats(stats),
                 _ => return,
             }
         };

@@ -263,6 +263,26 @@ impl Client {
         })
     }
 
+    /// Asks for a quality of remote video tracks (`None`: the best the server can send).
+    pub fn set_quality(
+        &self,
+        track_sids: &[String],
+        quality: Option<chorus_protocol::VideoQuality>,
+    ) -> Result<(), ClientError> {
+        self.signal.send(ClientMessage::UpdateSubscription {
+            track_sids: track_sids.to_vec(),
+            quality,
+            width: None,
+            height: None,
+            pinned: false,
+        })
+    }
+
+    /// Asks the server for this participant's media stats; they arrive as [`ClientEvent::Stats`].
+    pub fn request_stats(&self) -> Result<(), ClientError> {
+        self.signal.send(ClientMessage::GetStats)
+    }
+
     /// What has been received of each remote track so far.
     pub fn received(&self) -> Vec<ReceivedTrackStats> {
         self.subscriber.remote().snapshot()

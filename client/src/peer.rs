@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{ClientMessage, IceServer, PcTarget};
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_nack, configure_rtcp_reports};
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -45,7 +45,11 @@ pub(crate) fn build_api() -> Result<API, webrtc::Error> {
             )?;
         }
     }
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    // NACK and RTCP reports, but no transport-wide congestion control feedback: webrtc-rs stamps arrivals
+    // when its interceptor task runs, so on a busy host its feedback shows queueing that is not on the network
+    // and the server's bandwidth estimate for a bot would collapse. Without the feedback the server does not
+    // limit a bot's downlink (bots and load generators run where bandwidth is plentiful).
+    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut media));
 
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(true);

@@ -297,7 +297,7 @@ impl Publisher {
                 source: t.opts.source,
                 name: t.opts.name.clone(),
                 muted: t.ctl.muted.load(Ordering::Relaxed),
-                layers: vec![],
+                ..Default::default()
             })
             .collect();
 

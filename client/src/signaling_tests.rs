@@ -102,7 +102,7 @@ async fn join_events_and_leave() {
             source: TrackSource::Microphone,
             name: String::new(),
             muted: false,
-            layers: vec![],
+            ..Default::default()
         };
         send(&mut ws, &ServerMessage::TrackPublished { participant_sid: "PA_carol".into(), track }).await;
         send(&mut ws, &ServerMessage::Error(ErrorMessage::new(ErrorCode::UnknownTrack, "no such track"))).await;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{PcTarget, TrackKind, TrackSource};
+use crate::simulcast::VideoQuality;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -32,6 +33,23 @@ pub enum ClientMessage {
         track_sids: Vec<String>,
         subscribe: bool,
     },
+    /// Say which layers of remote video tracks you want: a quality, the size the video is rendered at (device
+    /// pixels), and whether it is pinned (served first when bandwidth is short). Each message replaces the
+    /// previous preference of the tracks it names; absent fields mean no limit and not pinned.
+    #[serde(rename_all = "camelCase")]
+    UpdateSubscription {
+        track_sids: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<VideoQuality>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default)]
+        pinned: bool,
+    },
+    /// Ask for this participant's media stats; the server answers `stats`.
+    GetStats,
     /// Leave the room; the server answers `left` and closes the connection.
     Leave,
     /// Keepalive; the server answers `pong` with the same timestamp.
@@ -63,7 +81,7 @@ pub struct ResumeRequest {
 }
 
 /// A track described alongside a publisher offer; `mid` is the transceiver's mid in that offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishTrack {
     pub mid: String,
@@ -77,4 +95,10 @@ pub struct PublishTrack {
     /// Simulcast `rid`s in the offer, lowest quality first (e.g. `["q","h","f"]`); empty for one encoding.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// Width and height of the top layer in pixels, if known; each lower layer halves them (the SDK's
+    /// `scaleResolutionDownBy` 4, 2, 1), which lets subscribers get a layer by rendered size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
 }

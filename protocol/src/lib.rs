@@ -10,6 +10,7 @@ mod error;
 mod model;
 mod parse;
 mod server;
+mod simulcast;
 
 pub use client::{ClientMessage, JoinRequest, PublishTrack, ResumeRequest};
 pub use error::{ErrorCode, ErrorMessage};
@@ -19,6 +20,7 @@ pub use model::{
 };
 pub use parse::{parse_client_message, ProtocolError, DEFAULT_MAX_MESSAGE_BYTES};
 pub use server::{AssignedTrack, JoinedResponse, ServerMessage};
+pub use simulcast::{LayerReason, ParticipantStats, SubscriptionStats, VideoQuality};
 
 /// Protocol version spoken by this crate; sent in `joined` so clients can detect mismatches.
 pub const PROTOCOL_VERSION: u32 = 1;

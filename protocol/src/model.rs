@@ -13,9 +13,10 @@ pub enum PcTarget {
     Subscriber,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum TrackKind {
+    #[default]
     Audio,
     Video,
 }
@@ -40,7 +41,7 @@ pub struct RoomInfo {
     pub sid: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackInfo {
     pub sid: String,
@@ -54,6 +55,11 @@ pub struct TrackInfo {
     /// Simulcast layer ids (`rid`s) the publisher declared, lowest first; empty for a single encoding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<String>,
+    /// Size of the top layer in pixels, if the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::simulcast::{LayerReason, ParticipantStats};
+
 use crate::error::ErrorMessage;
 use crate::model::{IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo};
 
@@ -58,6 +60,24 @@ pub enum ServerMessage {
     Pong {
         timestamp: u64,
     },
+    /// Forwarding of a remote track to you was paused because your downlink cannot carry it (`paused`), or
+    /// resumed. `reason` is `bandwidth`.
+    #[serde(rename_all = "camelCase")]
+    StreamState {
+        track_sid: String,
+        paused: bool,
+        reason: LayerReason,
+    },
+    /// Dynacast, to a publisher: send only these simulcast layers of your track (`rid`s, lowest first; empty
+    /// for a track without simulcast), or nothing at all when `enabled` is false, because nobody receives more.
+    #[serde(rename_all = "camelCase")]
+    PublishLayers {
+        track_sid: String,
+        enabled: bool,
+        layers: Vec<String>,
+    },
+    /// The answer to `getStats`.
+    Stats(ParticipantStats),
     /// The server ended this participant's session; the connection closes after this message.
     Left {
         reason: String,

@@ -12,7 +12,7 @@ pub struct RoomKey(pub u64);
 pub struct ParticipantKey(pub u64);
 
 /// Identifies a published track within the SFU. Chosen by the caller, unique per process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TrackKey(pub u64);
 
 impl fmt::Display for ParticipantKey {
@@ -36,19 +36,69 @@ pub enum PcKind {
     Subscriber,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MediaKind {
+    #[default]
     Audio,
     Video,
 }
 
 /// A track in a publisher offer: the transceiver `mid` that carries it and the key the caller gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrackSpec {
     pub mid: String,
     pub track: TrackKey,
     pub kind: MediaKind,
+    /// Simulcast `rid`s, lowest quality first; empty when the track is sent as one encoding.
+    pub layers: Vec<String>,
+    /// Width and height of the top layer, if known: lower layers halve it, so a subscriber's rendered size
+    /// can pick a layer.
+    pub full_size: Option<(u32, u32)>,
+    /// Bandwidth allocation priority, higher first (e.g. screen share 2, camera 1).
+    pub priority: u8,
 }
+
+/// What a subscriber wants of one track it receives. The default is the top layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubscriptionPreference {
+    /// The highest quality wanted.
+    pub quality: Option<Quality>,
+    /// The size the video is rendered at (device pixels): no layer bigger than needed is sent.
+    pub max_size: Option<(u32, u32)>,
+    /// Pinned or active-speaker tracks are served before the others when bandwidth is short.
+    pub pinned: bool,
+}
+
+/// Why a subscription receives less than it asked for, as reported in stats.
+pub use crate::selector::LimitReason;
+pub use crate::selector::Quality;
+
+/// One received track's state, for stats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    pub track: TrackKey,
+    /// The `rid` (or layer index as text without simulcast) being forwarded, if any.
+    pub current_layer: Option<String>,
+    /// The layer the selector is moving to (equal to `current_layer` when settled).
+    pub target_layer: Option<String>,
+    /// The highest layer the subscriber wants.
+    pub wanted_layer: Option<String>,
+    pub reason: LimitReason,
+    /// Paused for bandwidth.
+    pub paused: bool,
+    pub layer_switches: u64,
+}
+
+/// A participant's media state, for stats.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParticipantStats {
+    /// The downlink bandwidth estimate in bits per second, if the subscriber connection has one.
+    pub estimate_bps: Option<u64>,
+    pub subscriptions: Vec<SubscriptionStats>,
+}
+
+/// Receives the answer to [`Command::QueryStats`] on the worker thread. Must not block.
+pub type StatsReply = Box<dyn FnOnce(Option<ParticipantStats>) + Send>;
 
 /// Receives a room's events on the worker thread. Must not block.
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
@@ -89,6 +139,23 @@ pub enum Command {
         track: TrackKey,
         subscribed: bool,
     },
+    /// Change which layers of `track` the subscriber wants (quality, rendered size, pinned).
+    SetPreference {
+        subscriber: ParticipantKey,
+        track: TrackKey,
+        preference: SubscriptionPreference,
+    },
+    /// Cap a participant's downlink estimate (bits per second; `None` lifts the cap). For operators limiting
+    /// a participant, and for tests standing in for a slow network.
+    SetEstimateCap {
+        participant: ParticipantKey,
+        cap_bps: Option<u64>,
+    },
+    /// Report a participant's media state (`None` if the worker does not know it).
+    QueryStats {
+        participant: ParticipantKey,
+        reply: StatsReply,
+    },
     /// Pause or resume forwarding of a track to everyone.
     SetTrackMuted { track: TrackKey, muted: bool },
     /// Stop forwarding a track and forget it.
@@ -125,6 +192,16 @@ impl fmt::Debug for Command {
                 track,
                 subscribed,
             } => write!(f, "SetSubscribed({subscriber}, {track}, {subscribed})"),
+            Command::SetPreference {
+                subscriber,
+                track,
+                preference,
+            } => write!(f, "SetPreference({subscriber}, {track}, {preference:?})"),
+            Command::SetEstimateCap {
+                participant,
+                cap_bps,
+            } => write!(f, "SetEstimateCap({participant}, {cap_bps:?})"),
+            Command::QueryStats { participant, .. } => write!(f, "QueryStats({participant})"),
             Command::SetTrackMuted { track, muted } => write!(f, "SetTrackMuted({track}, {muted})"),
             Command::UnpublishTrack { track } => write!(f, "UnpublishTrack({track})"),
             Command::ResendSubscriberOffer { participant } => {
@@ -162,6 +239,21 @@ pub enum Event {
     Connected {
         participant: ParticipantKey,
         pc: PcKind,
+    },
+    /// Forwarding of `track` to subscriber `participant` was paused (its downlink cannot carry even the lowest
+    /// layer) or resumed.
+    StreamPaused {
+        participant: ParticipantKey,
+        track: TrackKey,
+        paused: bool,
+    },
+    /// Dynacast: the publisher should send only these layers of `track` (`rids` lowest first, empty without
+    /// simulcast), or nothing at all when `enabled` is false.
+    PublishLayers {
+        participant: ParticipantKey,
+        track: TrackKey,
+        enabled: bool,
+        rids: Vec<String>,
     },
     /// The participant's media is gone for good (ICE timed out, DTLS failed, or an internal fault); the worker
     /// has already dropped it. The signaling side should treat this as a departure.

@@ -6,19 +6,24 @@
 //! its core. The signaling side talks to workers only through [`Command`]s and receives [`Event`]s on a per-room
 //! sink. This crate knows nothing of HTTP, JSON or tokens.
 
+pub mod allocator;
 mod api;
 pub mod core;
+pub mod dynacast;
 mod forwarder;
 mod io;
 mod keyframe;
+pub mod layers;
 mod participant;
 mod peer;
 mod room;
 mod router;
+pub mod selector;
 pub mod vp8;
 
 pub use api::{
-    Command, Event, EventSink, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec,
+    Command, Event, EventSink, LimitReason, MediaKind, ParticipantKey, ParticipantStats, PcKind,
+    Quality, RoomKey, StatsReply, SubscriptionPreference, SubscriptionStats, TrackKey, TrackSpec,
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};

@@ -10,9 +10,12 @@ use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
 
-use crate::api::{Event, MediaKind, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
+use crate::api::{
+    Event, MediaKind, ParticipantKey, PcKind, RoomKey, SubscriptionPreference, TrackKey, TrackSpec,
+};
 use crate::forwarder::Forwarder;
 use crate::peer::{Peer, PeerError};
+use crate::selector::LayerSelector;
 use crate::vp8::Vp8Rewriter;
 
 /// A track this participant receives, carried by one `mid` of its subscriber connection.
@@ -27,6 +30,29 @@ pub struct OutTrack {
     pub vp8: Vp8Rewriter,
     /// Publisher payload type → our payload type towards this subscriber, learned on first use.
     pub pt_map: Vec<(Pt, Option<Pt>)>,
+    /// Which simulcast layer this subscriber receives.
+    pub selector: LayerSelector,
+    /// What the subscriber asked for; turned into the selector's wanted layer.
+    pub preference: SubscriptionPreference,
+}
+
+/// The subscriber connection's downlink: str0m's send-side estimate and an optional cap.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Downlink {
+    /// The latest estimate from transport-wide congestion control feedback, in bits per second.
+    pub estimate_bps: Option<u64>,
+    /// A cap set by the operator or a test ([`crate::Command::SetEstimateCap`]).
+    pub cap_bps: Option<u64>,
+}
+
+impl Downlink {
+    /// What the allocator may spend: the lower of estimate and cap; `None` when neither is known.
+    pub fn budget_bps(&self) -> Option<u64> {
+        match (self.estimate_bps, self.cap_bps) {
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
+        }
+    }
 }
 
 /// A subscriber-connection mid that carried a track before and can carry another one. Reusing it keeps the
@@ -69,6 +95,7 @@ pub struct Participant {
     pub out_by_mid: HashMap<Mid, TrackKey>,
     free_slots: Vec<FreeSlot>,
     negotiation: SubscriberNegotiation,
+    pub downlink: Downlink,
 }
 
 impl Participant {
@@ -83,6 +110,7 @@ impl Participant {
             out_by_mid: HashMap::new(),
             free_slots: Vec::new(),
             negotiation: SubscriberNegotiation::default(),
+            downlink: Downlink::default(),
         }
     }
 
@@ -126,9 +154,16 @@ impl Participant {
         Ok((answer.to_sdp_string(), gone))
     }
 
-    /// Start receiving `track`; the next subscriber offer will carry it. A free slot of the same kind is reused
-    /// (preferably one that carried the same publisher), else a new mid is added.
-    pub fn add_out_track(&mut self, track: TrackKey, kind: MediaKind, publisher: ParticipantKey) {
+    /// Start receiving `track` (wanting up to layer `wanted`); the next subscriber offer will carry it. A free
+    /// slot of the same kind is reused (preferably one that carried the same publisher), else a new mid is
+    /// added.
+    pub fn add_out_track(
+        &mut self,
+        track: TrackKey,
+        kind: MediaKind,
+        publisher: ParticipantKey,
+        wanted: u8,
+    ) {
         if self.out.contains_key(&track) {
             return;
         }
@@ -146,6 +181,8 @@ impl Participant {
                 forwarder: slot.forwarder,
                 vp8: slot.vp8,
                 pt_map: Vec::new(),
+                selector: LayerSelector::new(wanted),
+                preference: SubscriptionPreference::default(),
             };
             out.reset_source();
             self.out.insert(track, out);
@@ -164,6 +201,8 @@ impl Participant {
                 forwarder: Forwarder::new(seed as u16, seed.rotate_left(16)),
                 vp8: Vp8Rewriter::default(),
                 pt_map: Vec::new(),
+                selector: LayerSelector::new(wanted),
+                preference: SubscriptionPreference::default(),
             },
         );
         self.negotiation.to_add.push(track);

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
 
@@ -29,11 +30,17 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A new ICE-lite, RTP-mode peer reachable at `local_addr`, with fresh random ICE credentials.
-    pub fn new(now: Instant, local_addr: SocketAddr) -> Result<Peer, PeerError> {
+    /// A new ICE-lite, RTP-mode peer reachable at `local_addr`, with fresh random ICE credentials; with
+    /// `initial_estimate`, send-side bandwidth estimation (transport-wide CC) starts from that many bits/s.
+    pub fn new(
+        now: Instant,
+        local_addr: SocketAddr,
+        initial_estimate: Option<u64>,
+    ) -> Result<Peer, PeerError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
         let mut rtc = RtcConfig::new()
+            .enable_bwe(initial_estimate.map(Bitrate::from))
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)

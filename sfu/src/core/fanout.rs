@@ -1,5 +1,5 @@
-//! The packet path: one publisher RTP packet fanned out to every subscriber of its track (layer choice,
-//! forwarder decision, payload type and VP8 rewriting, write), and keyframe requests upstream.
+//! The packet path: one publisher RTP packet fanned out to every subscriber of its track (each subscriber's
+//! layer choice, forwarder decision, payload type and VP8 rewriting, write), and keyframe requests upstream.
 
 use std::time::Instant;
 
@@ -10,30 +10,42 @@ use super::WorkerCore;
 use crate::api::{MediaKind, ParticipantKey, PcKind, TrackKey};
 use crate::forwarder::{DropReason, Forward, SourcePacket};
 use crate::keyframe::{is_keyframe_start, VideoCodec};
-use crate::room::{LayerDecision, PtInfo};
+use crate::layers::LayerMask;
+use crate::room::PtInfo;
+use crate::selector::Decision;
 use crate::vp8::parse_fields;
 
 impl WorkerCore {
-    /// Ask the publisher of `track` for a keyframe of the layer being forwarded, at most every 500 ms.
-    pub(super) fn request_keyframe(&mut self, now: Instant, track: TrackKey) {
+    /// Ask the publisher of `track` for a keyframe of `layer` (every live layer if `None`), at most every
+    /// 500 ms per layer.
+    pub(super) fn request_keyframe(&mut self, now: Instant, track: TrackKey, layer: Option<u8>) {
         let Some(route) = self.tracks.get_mut(&track) else {
             return;
         };
-        if route.kind != MediaKind::Video || !route.allow_keyframe_request(now) {
+        if route.kind != MediaKind::Video {
             return;
         }
-        let publisher = route.publisher;
-        let rid = route.keyframe_rid().map(str0m::media::Rid::from);
+        let layers = match layer {
+            Some(l) => 1 << l,
+            None => route.layers.alive(now),
+        };
         let mid = route.mid;
+        let publisher = route.publisher;
         let Some(p) = self.participants.get_mut(&publisher) else {
             return;
         };
         let mut api = p.publisher.rtc().direct_api();
-        if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
-            rx.request_keyframe(KeyframeRequestKind::Pli);
-            self.stats.keyframe_requests += 1;
-            self.mark_dirty(publisher, PcKind::Publisher);
+        for l in 0..=route.layers.top() {
+            if layers & (1 << l) == 0 || !route.layers.allow_keyframe_request(l, now) {
+                continue;
+            }
+            let rid = route.layers.rid(l).map(str0m::media::Rid::from);
+            if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                self.stats.keyframe_requests += 1;
+            }
         }
+        self.mark_dirty(publisher, PcKind::Publisher);
     }
 
     /// Fan one publisher packet out to every subscriber of its track.
@@ -85,16 +97,11 @@ impl WorkerCore {
         };
         let video = route.kind == MediaKind::Video;
         let keyframe = !video || is_keyframe_start(info.codec, &pkt.payload);
-        let switched = match route.select_layer(rid.as_deref(), keyframe, now) {
-            LayerDecision::Skip => {
-                if route.switch_pending() {
-                    self.request_keyframe(now, track);
-                }
-                return;
-            }
-            LayerDecision::Switched => true,
-            LayerDecision::Forward => false,
+        let Some(layer) = route.layers.index_of(rid.as_deref()) else {
+            return;
         };
+        route.layers.on_packet(layer, pkt.payload.len(), now);
+        let alive = route.layers.alive(now);
         let source = SourcePacket {
             ssrc: *pkt.header.ssrc,
             seq: *pkt.seq_no,
@@ -116,7 +123,8 @@ impl WorkerCore {
                     .zip(parse_fields(&pkt.payload))
             })
             .flatten();
-        let mut need_keyframe = switched && !keyframe;
+        // Layers some subscriber needs a keyframe of.
+        let mut need_keyframe: LayerMask = 0;
         for i in 0..route.subscribers.len() {
             let sk = route.subscribers[i];
             if !self.connected_subscribers.contains(&sk) {
@@ -131,13 +139,23 @@ impl WorkerCore {
             let Some(out_mid) = out.mid else {
                 continue;
             };
-            if switched {
-                out.reset_source();
+            match out.selector.decide(layer, keyframe, alive) {
+                Decision::Forward => {}
+                Decision::Switch => {
+                    out.reset_source();
+                    self.stats.layer_switches += 1;
+                }
+                Decision::Drop { keyframe_for } => {
+                    if let Some(l) = keyframe_for {
+                        need_keyframe |= 1 << l;
+                    }
+                    continue;
+                }
             }
             let (seq, timestamp) = match out.forwarder.forward(&source) {
                 Forward::Send { seq, timestamp } => (seq, timestamp),
                 Forward::Drop(DropReason::WaitingForKeyframe) => {
-                    need_keyframe = true;
+                    need_keyframe |= 1 << layer;
                     continue;
                 }
                 Forward::Drop(DropReason::BeforeAnchor) => continue,
@@ -187,8 +205,10 @@ impl WorkerCore {
                 self.dirty.push((sk, PcKind::Subscriber));
             }
         }
-        if need_keyframe {
-            self.request_keyframe(now, track);
+        for l in 0..8 {
+            if need_keyframe & (1 << l) != 0 {
+                self.request_keyframe(now, track, Some(l));
+            }
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Participants and tracks coming and going on a worker: peer creation, publisher offers, subscriptions,
 //! mute, unpublish, removal. Each change queues the subscriber offers it needs; `WorkerCore::settle` sends them.
 
-use str0m::media::Mid;
-
 use super::WorkerCore;
 use crate::api::{Event, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
 use crate::participant::Participant;
 use crate::peer::Peer;
 use crate::room::TrackRoute;
 use std::time::Instant;
+
+/// Where a subscriber connection's bandwidth estimate starts, before feedback refines it (bits per second).
+const INITIAL_ESTIMATE_BPS: u64 = 2_000_000;
 
 impl WorkerCore {
     pub(super) fn add_participant(&mut self, now: Instant, room: RoomKey, pk: ParticipantKey) {
@@ -19,8 +20,12 @@ impl WorkerCore {
             tracing::warn!(participant = %pk, ?room, "participant for an unknown room");
             return;
         };
-        let peers =
-            Peer::new(now, self.local_addr).and_then(|p| Ok((p, Peer::new(now, self.local_addr)?)));
+        let peers = Peer::new(now, self.local_addr, None).and_then(|p| {
+            Ok((
+                p,
+                Peer::new(now, self.local_addr, Some(INITIAL_ESTIMATE_BPS))?,
+            ))
+        });
         let (publisher, subscriber) = match peers {
             Ok(peers) => peers,
             Err(e) => {
@@ -32,6 +37,7 @@ impl WorkerCore {
             }
         };
         r.participants.push(pk);
+        self.next_tick.get_or_insert(now);
         self.router
             .add_ufrag(publisher.ufrag().to_string(), (pk, PcKind::Publisher));
         self.router
@@ -51,9 +57,9 @@ impl WorkerCore {
         match p.accept_publisher_offer(sdp, specs) {
             Ok((answer, gone)) => {
                 for spec in specs {
-                    self.tracks.entry(spec.track).or_insert_with(|| {
-                        TrackRoute::new(room, pk, Mid::from(spec.mid.as_str()), spec.kind)
-                    });
+                    self.tracks
+                        .entry(spec.track)
+                        .or_insert_with(|| TrackRoute::new(room, pk, spec));
                 }
                 for track in gone {
                     self.unpublish(track);
@@ -92,7 +98,7 @@ impl WorkerCore {
             if !route.subscribers.contains(&sub) {
                 route.subscribers.push(sub);
             }
-            p.add_out_track(track, route.kind, route.publisher);
+            p.add_out_track(track, route.kind, route.publisher, u8::MAX);
         } else {
             route.subscribers.retain(|s| *s != sub);
             p.remove_out_track(track);
@@ -119,7 +125,7 @@ impl WorkerCore {
                     out.reset_source();
                 }
             }
-            self.request_keyframe(now, track);
+            self.request_keyframe(now, track, None);
         }
     }
 

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use str0m::bwe::BweKind;
 use str0m::net::Transmit;
 use str0m::{Event as RtcEvent, IceConnectionState};
 
@@ -23,6 +24,7 @@ use crate::router::Router;
 
 mod fanout;
 mod membership;
+mod simulcast;
 
 pub struct WorkerCore {
     /// The address advertised to clients as our host candidate.
@@ -44,6 +46,8 @@ pub struct WorkerCore {
     current: Option<ParticipantKey>,
     /// Subscriber connections that completed DTLS (writing before that only fills queues).
     connected_subscribers: std::collections::HashSet<ParticipantKey>,
+    /// When allocation and dynacast are next re-evaluated (none while the worker is empty).
+    next_tick: Option<Instant>,
     pub stats: WorkerStats,
 }
 
@@ -56,6 +60,11 @@ pub struct WorkerStats {
     pub rtp_forwarded: u64,
     pub keyframe_requests: u64,
     pub participant_faults: u64,
+    /// Subscriptions that moved to another simulcast layer.
+    pub layer_switches: u64,
+    /// Subscriptions paused because the subscriber's downlink could not carry them, and resumed.
+    pub streams_paused: u64,
+    pub streams_resumed: u64,
 }
 
 impl WorkerCore {
@@ -73,6 +82,7 @@ impl WorkerCore {
             event_buf: Vec::new(),
             current: None,
             connected_subscribers: Default::default(),
+            next_tick: None,
             stats: WorkerStats::default(),
         }
     }
@@ -92,7 +102,8 @@ impl WorkerCore {
 
     /// When [`WorkerCore::handle_timeout`] should next be called.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.participants.values().map(|p| p.deadline()).min()
+        let peers = self.participants.values().map(|p| p.deadline()).min()?;
+        Some(self.next_tick.map_or(peers, |t| t.min(peers)))
     }
 
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
@@ -148,6 +159,11 @@ impl WorkerCore {
                 core.mark_dirty(pk, PcKind::Subscriber);
             }
             core.due_buf = due;
+            if core.participants.is_empty() {
+                core.next_tick = None;
+            } else {
+                core.simulcast_tick(now);
+            }
         });
     }
 
@@ -299,7 +315,23 @@ impl WorkerCore {
                 subscriber,
                 track,
                 subscribed,
-            } => self.set_subscribed(subscriber, track, subscribed),
+            } => {
+                self.set_subscribed(subscriber, track, subscribed);
+                self.allocate_for(now, subscriber);
+                self.update_dynacast(now, track);
+            }
+            Command::SetPreference {
+                subscriber,
+                track,
+                preference,
+            } => self.set_preference(now, subscriber, track, preference),
+            Command::SetEstimateCap {
+                participant,
+                cap_bps,
+            } => self.set_estimate_cap(now, participant, cap_bps),
+            Command::QueryStats { participant, reply } => {
+                reply(self.participant_stats(now, participant))
+            }
             Command::SetTrackMuted { track, muted } => self.set_muted(now, track, muted),
             Command::UnpublishTrack { track } => self.unpublish(track),
             Command::ResendSubscriberOffer { participant } => {
@@ -338,14 +370,20 @@ impl WorkerCore {
                 self.forward(now, pk, pkt);
             }
             RtcEvent::KeyframeRequest(req) if pc == PcKind::Subscriber => {
-                let track = self
-                    .participants
-                    .get(&pk)
-                    .and_then(|p| p.out_by_mid.get(&req.mid))
-                    .copied();
-                if let Some(track) = track {
-                    self.request_keyframe(now, track);
+                // A keyframe of the layer this subscriber receives.
+                let wanted = self.participants.get(&pk).and_then(|p| {
+                    let track = *p.out_by_mid.get(&req.mid)?;
+                    Some((track, p.out.get(&track)?.selector.current()?))
+                });
+                if let Some((track, layer)) = wanted {
+                    self.request_keyframe(now, track, Some(layer));
                 }
+            }
+            RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
+                estimate,
+                can_probe,
+            }) if pc == PcKind::Subscriber => {
+                self.on_estimate(now, pk, estimate.as_u64(), can_probe);
             }
             RtcEvent::Closed => {
                 self.fail_participant(pk, format!("{pc:?} connection closed by the client"));

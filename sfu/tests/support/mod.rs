@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod simulcast;
+
 use chorus_sfu::core::WorkerCore;
 use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, RoomKey, TrackKey, TrackSpec};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -34,6 +36,8 @@ pub struct Client {
     /// VP8 PictureID of each received packet, if any.
     pub picture_ids: Vec<Option<u16>>,
     pub keyframe_requests: usize,
+    /// Payload length of each received packet (simulcast tests tell layers apart by it).
+    pub sizes: Vec<usize>,
     pub connected: bool,
 }
 
@@ -59,6 +63,7 @@ impl Client {
             ssrcs: Vec::new(),
             picture_ids: Vec::new(),
             keyframe_requests: 0,
+            sizes: Vec::new(),
             connected: false,
         }
     }
@@ -78,6 +83,8 @@ pub struct Harness {
     /// Drop the RTP datagrams to bob whose (0-based) index among RTP datagrams to bob is listed.
     pub drop_rtp_to_bob: Vec<usize>,
     pub rtp_to_bob: usize,
+    /// The SSRC of the media stream to bob (learned from the first media packet).
+    pub bob_media_ssrc: Option<u32>,
 }
 
 impl Harness {
@@ -118,6 +125,7 @@ impl Harness {
             codec,
             drop_rtp_to_bob: Vec::new(),
             rtp_to_bob: 0,
+            bob_media_ssrc: None,
         }
     }
 
@@ -134,8 +142,17 @@ impl Harness {
             &mut self.bob
         };
         let mut moved = false;
+        let mut due_now = 0;
         loop {
             match client.rtc.poll_output().expect("client poll") {
+                // Work due now (e.g. more queued media): let the client do it before returning.
+                Output::Timeout(t) if t <= self.now && due_now < 100 => {
+                    due_now += 1;
+                    client
+                        .rtc
+                        .handle_input(Input::Timeout(self.now))
+                        .expect("timeout");
+                }
                 Output::Timeout(_) => return moved,
                 Output::Transmit(t) => {
                     moved = true;
@@ -145,8 +162,11 @@ impl Harness {
                 }
                 Output::Event(e) => match e {
                     RtcEvent::Connected => client.connected = true,
+                    // Padding-only packets (bandwidth probes) carry no media.
+                    RtcEvent::RtpPacket(p) if p.payload.is_empty() => {}
                     RtcEvent::RtpPacket(p) => {
                         client.ssrcs.push(*p.header.ssrc);
+                        client.sizes.push(p.payload.len());
                         client.picture_ids.push(
                             chorus_sfu::vp8::parse_fields(&p.payload)
                                 .and_then(|f| f.picture_id)
@@ -179,7 +199,21 @@ impl Harness {
                 );
                 // RTP (not RTCP): version 2 and a payload type outside RTCP's 192..=223.
                 let is_rtp = t.contents[0] >> 6 == 2 && !(192..224).contains(&t.contents[1]);
-                if !to_alice && is_rtp {
+                // Count only original media: not padding-only probes (P bit), not retransmissions (another
+                // SSRC than the first media packet's).
+                let is_rtp = is_rtp && t.contents[0] & 0x20 == 0 && t.contents.len() >= 12;
+                let ssrc = is_rtp.then(|| {
+                    u32::from_be_bytes([
+                        t.contents[8],
+                        t.contents[9],
+                        t.contents[10],
+                        t.contents[11],
+                    ])
+                });
+                if !to_alice && is_rtp && self.bob_media_ssrc.is_none() {
+                    self.bob_media_ssrc = ssrc;
+                }
+                if !to_alice && is_rtp && ssrc == self.bob_media_ssrc {
                     self.rtp_to_bob += 1;
                     if self.drop_rtp_to_bob.contains(&(self.rtp_to_bob - 1)) {
                         continue; // lost on the way
@@ -238,6 +272,7 @@ impl Harness {
                     mid: mid.to_string(),
                     track,
                     kind: MediaKind::Video,
+                    ..Default::default()
                 }],
             },
         );
@@ -331,6 +366,11 @@ impl Harness {
 
 /// A frame whose first bytes say keyframe or not the way each codec does; keyframes are bigger.
 pub fn frame(codec: Codec, keyframe: bool) -> Vec<u8> {
+    frame_with_padding(codec, keyframe, 0)
+}
+
+/// [`frame`], `extra` bytes longer (to tell simulcast layers apart at the receiver).
+pub fn frame_with_padding(codec: Codec, keyframe: bool, extra: usize) -> Vec<u8> {
     let header: &[u8] = match (codec, keyframe) {
         // VP8 frame tag: bit 0 clear on a keyframe.
         (Codec::Vp8, true) => &[0x00],
@@ -343,7 +383,7 @@ pub fn frame(codec: Codec, keyframe: bool) -> Vec<u8> {
         (Codec::Vp9, false) => &[0x86],
         _ => unreachable!("no test frames for {codec:?}"),
     };
-    let body = if keyframe { 800 } else { 300 };
+    let body = if keyframe { 800 } else { 300 } + extra;
     header
         .iter()
         .copied()

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::media::Track;
 use super::member::Member;
+use super::quality::PreferenceRequest;
 use super::registry::{Registry, RoomSettings};
 use super::{Attached, JoinReply, RoomMsg, SessionTx};
 use crate::auth::VerifiedToken;
@@ -168,6 +169,7 @@ impl Room {
             epoch: 1,
             tracks: Vec::new(),
             overrides: Default::default(),
+            prefs: Default::default(),
         };
         tracing::info!(room = %self.name, participant = %member.sid, identity = %member.identity, "joined");
         self.worker.send(Command::AddParticipant {
@@ -271,6 +273,23 @@ impl Room {
                 track_sids,
                 subscribe,
             } => self.subscribe(key, &track_sids, subscribe),
+            ClientMessage::UpdateSubscription {
+                track_sids,
+                quality,
+                width,
+                height,
+                pinned,
+            } => self.update_subscription(
+                key,
+                PreferenceRequest {
+                    track_sids,
+                    quality,
+                    width,
+                    height,
+                    pinned,
+                },
+            ),
+            ClientMessage::GetStats => self.get_stats(key),
             ClientMessage::Leave => self.remove_member(key, "left"),
             // Answered by the session itself.
             ClientMessage::Join(_) | ClientMessage::Ping { .. } => {}

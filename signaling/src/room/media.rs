@@ -6,7 +6,7 @@
 
 use chorus_protocol::{
     AssignedTrack, ErrorCode, ErrorMessage, PublishTrack, ServerMessage, SubscribedTrack,
-    TrackInfo, TrackKind,
+    TrackInfo, TrackKind, TrackSource,
 };
 use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, TrackKey, TrackSpec};
 
@@ -124,6 +124,8 @@ impl Room {
                                 name: spec.name.clone(),
                                 muted: spec.muted,
                                 layers: spec.layers.clone(),
+                                width: spec.width,
+                                height: spec.height,
                             },
                             announced: false,
                         },
@@ -139,12 +141,18 @@ impl Room {
                 });
             }
             worker_specs.push(TrackSpec {
-                mid: spec.mid,
                 track: track_key,
                 kind: match spec.kind {
                     TrackKind::Audio => MediaKind::Audio,
                     TrackKind::Video => MediaKind::Video,
                 },
+                full_size: spec.width.zip(spec.height),
+                priority: match spec.source {
+                    TrackSource::ScreenShare | TrackSource::ScreenShareAudio => 2,
+                    _ => 1,
+                },
+                layers: spec.layers,
+                mid: spec.mid,
             });
         }
         for gone in existing.iter().filter(|k| !keep.contains(k)) {
@@ -190,14 +198,14 @@ impl Room {
                 track: track.info.clone(),
             };
             self.broadcast(key, msg);
-            for m in self.members.values().filter(|m| m.key != key) {
-                if m.wants(track_key) {
-                    self.worker.send(Command::SetSubscribed {
-                        subscriber: m.key,
-                        track: track_key,
-                        subscribed: true,
-                    });
-                }
+            let subscribers: Vec<ParticipantKey> = self
+                .members
+                .values()
+                .filter(|m| m.key != key && m.wants(track_key))
+                .map(|m| m.key)
+                .collect();
+            for sub in subscribers {
+                self.send_subscribed(sub, track_key, true);
             }
         }
     }
@@ -209,11 +217,7 @@ impl Room {
         };
         for (track_key, track) in &self.tracks {
             if track.announced && track.owner != key && member.wants(*track_key) {
-                self.worker.send(Command::SetSubscribed {
-                    subscriber: key,
-                    track: *track_key,
-                    subscribed: true,
-                });
+                self.send_subscribed(key, *track_key, true);
             }
         }
     }
@@ -310,6 +314,7 @@ impl Room {
             return;
         }
         let mut unknown = Vec::new();
+        let mut changes = Vec::new();
         for sid in track_sids {
             let found = self
                 .tracks
@@ -321,11 +326,7 @@ impl Room {
             };
             member.set_wants(*track_key, subscribe);
             if track.announced {
-                self.worker.send(Command::SetSubscribed {
-                    subscriber: key,
-                    track: *track_key,
-                    subscribed: member.wants(*track_key),
-                });
+                changes.push((*track_key, member.wants(*track_key)));
             }
         }
         if !unknown.is_empty() {
@@ -333,6 +334,9 @@ impl Room {
                 ErrorCode::UnknownTrack,
                 format!("no such remote tracks in this room: {}", unknown.join(", ")),
             ));
+        }
+        for (track, on) in changes {
+            self.send_subscribed(key, track, on);
         }
     }
 
@@ -379,6 +383,17 @@ impl Room {
             Event::Connected { participant, pc } => {
                 tracing::debug!(room = %self.name, %participant, ?pc, "media connected");
             }
+            Event::StreamPaused {
+                participant,
+                track,
+                paused,
+            } => self.stream_paused(participant, track, paused),
+            Event::PublishLayers {
+                participant,
+                track,
+                enabled,
+                rids,
+            } => self.publish_layers(participant, track, enabled, rids),
             Event::MediaFailed {
                 participant,
                 reason,

@@ -1,9 +1,9 @@
 //! One participant as the room sees it: identity, grants, its session, its tracks and subscriptions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chorus_protocol::{ParticipantInfo, ServerMessage, TrackInfo};
-use chorus_sfu::{ParticipantKey, TrackKey};
+use chorus_sfu::{ParticipantKey, SubscriptionPreference, TrackKey};
 
 use super::{Outbound, SessionTx};
 use crate::auth::Grants;
@@ -23,6 +23,8 @@ pub struct Member {
     pub tracks: Vec<TrackKey>,
     /// Tracks whose subscription differs from the default: opt-outs when `auto_subscribe`, opt-ins otherwise.
     pub overrides: HashSet<TrackKey>,
+    /// Layer preferences this member set for remote tracks (`updateSubscription`).
+    pub prefs: HashMap<TrackKey, SubscriptionPreference>,
 }
 
 impl Member {

@@ -7,6 +7,7 @@
 mod actor;
 mod media;
 mod member;
+mod quality;
 mod registry;
 
 use chorus_protocol::{ClientMessage, ErrorMessage, ServerMessage};
