@@ -94,7 +94,7 @@ browser_tests() {
   else
     echo "tests/browser/node_modules is up to date"
   fi
-  CHORUS_BIN="$ROOT/target/release/chorus" node --test "$dir"/*.test.mjs
+  CHORUS_BIN="$ROOT/target/release/chorus" node --test --test-concurrency=1 "$dir"/*.test.mjs
 }
 
 case "$WHAT" in

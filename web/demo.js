@@ -1,6 +1,8 @@
 // The Chorus demo page: joins a room, publishes camera + microphone, shows everyone.
 //
 // Query string: ?room=NAME&identity=ID&name=DISPLAY_NAME[&token=JWT][&ws=WS_URL][&debug=1]
+//   [&quality=low|medium|high]  default receive quality of remote video (without it: adaptive stream, by tile size)
+//   [&publish=0]                join as a viewer that sends nothing
 // Without `token`, a token comes from the dev-mode endpoint `GET /dev/token`.
 //
 // For automated tests the page exposes:
@@ -9,6 +11,7 @@
 //   window.chorusError    {code, message} after a failed connect
 //   window.chorusEvents   array of {type, identity, ...} for every room event
 //   window.chorusStats()  Promise<{[identity]: {videoFramesDecoded, audioPacketsReceived, audioBytesReceived, ...}}>
+//   window.chorusServerStats()  Promise<{estimateBps, subscriptions: [{trackSid, currentLayer, ...}]}> (server side)
 
 import { Room } from '/sdk/chorus.js';
 
@@ -17,9 +20,11 @@ const roomName = params.get('room') || 'demo';
 const identity = params.get('identity') || `guest-${Math.random().toString(36).slice(2, 8)}`;
 const displayName = params.get('name') || identity;
 const debug = params.has('debug') && params.get('debug') !== '0';
+const quality = ['low', 'medium', 'high'].includes(params.get('quality')) ? params.get('quality') : null;
+const publish = params.get('publish') !== '0';
 
 const $ = (id) => document.getElementById(id);
-const room = new Room({ debug });
+const room = new Room({ debug, defaultQuality: quality, adaptiveStream: !quality });
 const tiles = new Map(); // participant sid -> {el, video, audio}
 
 window.chorusRoom = room;
@@ -31,6 +36,7 @@ window.chorusStats = async () => {
   for (const s of Object.values(await room.getRemoteStats())) byIdentity[s.identity || s.sid] = s;
   return byIdentity;
 };
+window.chorusServerStats = () => room.getServerStats();
 
 function setStatus(state, text = state) {
   window.chorusState = state;
@@ -72,14 +78,32 @@ function tileFor(participant) {
   footer.innerHTML =
     `<span class="who">${escapeHtml(participant.name || participant.identity)}` +
     `<span class="identity">${escapeHtml(participant.identity)}</span></span>` +
-    '<span class="badges"><span class="badge mic-off" hidden>mic off</span><span class="badge cam-off" hidden>camera off</span></span>';
+    '<span class="badges"><span class="badge res" title="received resolution"></span>' +
+    '<span class="badge paused" hidden title="paused: not enough bandwidth">paused</span>' +
+    '<span class="badge mic-off" hidden>mic off</span><span class="badge cam-off" hidden>camera off</span></span>' +
+    '<select class="quality" title="receive quality"><option value="">auto</option>' +
+    '<option value="low">low</option><option value="medium">medium</option><option value="high">high</option></select>';
   el.append(video, audio, footer);
   $('tiles').append(el);
   tile = { el, video, audio };
   tiles.set(participant.sid, tile);
+  const select = footer.querySelector('.quality');
+  select.value = quality || '';
+  select.onchange = () => {
+    const cam = [...participant.tracks.values()].find((t) => t.kind === 'video');
+    if (cam) room.setTrackQuality(cam.sid, select.value || null);
+  };
   updateBadges(participant);
   return tile;
 }
+
+// Each tile shows the resolution it receives (it changes with the simulcast layer).
+setInterval(() => {
+  for (const tile of tiles.values()) {
+    const { videoWidth: w, videoHeight: h } = tile.video;
+    tile.el.querySelector('.res').textContent = w && h ? `${w}×${h}` : '';
+  }
+}, 500);
 
 function updateBadges(participant) {
   const tile = tiles.get(participant.sid);
@@ -149,6 +173,14 @@ room.on('trackMuted', ({ participant, trackSid, muted }) => {
   logEvent('trackMuted', { identity: participant.identity, trackSid, muted });
   updateBadges(participant);
 });
+room.on('streamStateChanged', ({ track, paused }) => {
+  logEvent('streamStateChanged', { identity: track.participant.identity, trackSid: track.sid, paused });
+  const tile = tiles.get(track.participant.sid);
+  if (tile) tile.el.querySelector('.paused').hidden = !paused;
+});
+room.on('publishLayersChanged', ({ track, enabled, layers }) =>
+  logEvent('publishLayersChanged', { trackSid: track.sid, enabled, layers }),
+);
 room.on('localTrackPublished', (t) => logEvent('localTrackPublished', { trackSid: t.sid, kind: t.kind }));
 room.on('reconnecting', () => {
   logEvent('reconnecting');
@@ -245,6 +277,10 @@ async function main() {
   setStatus('connected', `connected as ${identity}`);
   for (const p of room.participants.values()) tileFor(p);
 
+  if (!publish) {
+    $('leave').disabled = false;
+    return; // a viewer: receives everything, sends nothing
+  }
   const localTile = $('local-tile');
   $('local-name').textContent = `${displayName} (you)`;
   localTile.hidden = false;

@@ -43,17 +43,27 @@ pub struct Downlink {
     pub estimate_bps: Option<u64>,
     /// A cap set by the operator or a test ([`crate::Command::SetEstimateCap`]).
     pub cap_bps: Option<u64>,
+    /// Since when the estimate has asked for less than the subscriber gets (downgrades wait a little).
+    pub lower_since: Option<Instant>,
 }
 
 impl Downlink {
-    /// What the allocator may spend: the lower of estimate and cap; `None` when neither is known.
+    /// What the allocator may spend: the estimate (never below [`MIN_ESTIMATE_BPS`]) or the cap, whichever is
+    /// lower; `None` when neither is known.
     pub fn budget_bps(&self) -> Option<u64> {
-        match (self.estimate_bps, self.cap_bps) {
+        let estimate = self.estimate_bps.map(|e| e.max(MIN_ESTIMATE_BPS));
+        match (estimate, self.cap_bps) {
             (Some(e), Some(c)) => Some(e.min(c)),
             (e, c) => e.or(c),
         }
     }
 }
+
+/// The least downlink an estimate is taken to mean. Delay-based estimates collapse towards what is being
+/// received when a busy receiver delays feedback, and a subscriber that receives little (one low layer) would
+/// then have its last video paused although nothing is congested: a low layer and audio always fit in this.
+/// An explicit cap may go lower.
+pub const MIN_ESTIMATE_BPS: u64 = 300_000;
 
 /// A subscriber-connection mid that carried a track before and can carry another one. Reusing it keeps the
 /// outgoing SSRC, and its forwarder keeps the numbering continuous, so a republished (or rejoined) publisher's
@@ -96,6 +106,8 @@ pub struct Participant {
     free_slots: Vec<FreeSlot>,
     negotiation: SubscriberNegotiation,
     pub downlink: Downlink,
+    /// Since when each connection (publisher, subscriber) has been ICE-disconnected.
+    ice_disconnected: [Option<Instant>; 2],
 }
 
 impl Participant {
@@ -111,6 +123,7 @@ impl Participant {
             free_slots: Vec::new(),
             negotiation: SubscriberNegotiation::default(),
             downlink: Downlink::default(),
+            ice_disconnected: [None; 2],
         }
     }
 
@@ -118,6 +131,14 @@ impl Participant {
         match pc {
             PcKind::Publisher => &mut self.publisher,
             PcKind::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    /// Since when a connection has been ICE-disconnected (`None` while it is not).
+    pub fn ice_disconnected_since(&mut self, pc: PcKind) -> &mut Option<Instant> {
+        match pc {
+            PcKind::Publisher => &mut self.ice_disconnected[0],
+            PcKind::Subscriber => &mut self.ice_disconnected[1],
         }
     }
 

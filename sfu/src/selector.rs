@@ -118,12 +118,14 @@ impl LayerSelector {
         below.or_else(|| (limit..=cap.min(7)).find(|l| alive & (1 << l) != 0))
     }
 
-    /// Why the subscription gets less than it asked for (or [`LimitReason::Requested`]).
-    pub fn reason(&self, alive: LayerMask) -> LimitReason {
+    /// Why the subscription gets less than it asked for (or [`LimitReason::Requested`]), on a track whose
+    /// highest layer is `top`.
+    pub fn reason(&self, alive: LayerMask, top: u8) -> LimitReason {
+        let wanted = self.wanted.min(top);
         match self.allowed {
             None => LimitReason::Bandwidth,
-            Some(cap) if cap < self.wanted => LimitReason::Bandwidth,
-            Some(_) if self.target(alive).is_none_or(|t| t < self.wanted) && alive != 0 => {
+            Some(cap) if cap < wanted => LimitReason::Bandwidth,
+            Some(_) if self.target(alive).is_none_or(|t| t < wanted) && alive != 0 => {
                 LimitReason::Unavailable
             }
             Some(_) => LimitReason::Requested,
@@ -234,7 +236,7 @@ mod tests {
             Decision::Drop { keyframe_for: None }
         );
         assert_eq!(s.switches, 3);
-        assert_eq!(s.reason(ALL), LimitReason::Bandwidth);
+        assert_eq!(s.reason(ALL, 2), LimitReason::Bandwidth);
     }
 
     #[test]
@@ -249,13 +251,13 @@ mod tests {
                 keyframe_for: Some(1)
             }
         );
-        assert_eq!(s.reason(without_top), LimitReason::Unavailable);
+        assert_eq!(s.reason(without_top, 2), LimitReason::Unavailable);
         assert_eq!(s.decide(1, true, without_top), Decision::Switch);
         assert_eq!(s.decide(1, false, without_top), Decision::Forward);
         // It comes back: switch up at its keyframe.
         assert_eq!(s.decide(1, false, ALL), Decision::Forward);
         assert_eq!(s.decide(2, true, ALL), Decision::Switch);
-        assert_eq!(s.reason(ALL), LimitReason::Requested);
+        assert_eq!(s.reason(ALL, 2), LimitReason::Requested);
     }
 
     #[test]

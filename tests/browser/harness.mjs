@@ -189,6 +189,9 @@ export class Browser {
   /** Opens `url` in a fresh context; console output and page errors go to the page's log. */
   async open(label, url) {
     const context = await this.browser.newContext({ viewport: { width: 960, height: 600 } });
+    // Chrome gathers loopback candidates only for pages allowed to use the camera or microphone; a viewer
+    // page (`&publish=0`) never asks, so allow it up front, as a user who granted it once would have.
+    await context.grantPermissions(['camera', 'microphone']);
     if (process.env.CHORUS_E2E_WEB_FROM_DISK === '1') await serveWebFromDisk(context);
     const page = await context.newPage();
     const log = new LineBuffer(2000);

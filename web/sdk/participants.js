@@ -27,7 +27,12 @@ export class RemoteTrack {
     this.mid = null;
     this.subscribed = false;
     this.mediaStreamTrack = null;
+    /** The quality asked for with `room.setTrackQuality` (null: the room default). */
+    this.preferredQuality = null;
+    /** Whether the server paused this track because our downlink cannot carry it (`streamStateChanged`). */
+    this.streamPaused = false;
     this._attached = new Set();
+    this._quality = null; // set by the Room: reports attachments for adaptive stream
     this._update(info);
   }
 
@@ -37,11 +42,15 @@ export class RemoteTrack {
     this.name = info.name || '';
     this.muted = !!info.muted;
     this.layers = info.layers || [];
+    this.width = info.width || null;
+    this.height = info.height || null;
   }
 
   /** Plays the track in `element` (or a new <video>/<audio>) and returns that element. */
   attach(element) {
-    return attachTo(this.mediaStreamTrack, this.kind, element, this._attached);
+    const el = attachTo(this.mediaStreamTrack, this.kind, element, this._attached);
+    if (this._quality) this._quality.observe(this, el);
+    return el;
   }
 
   /** Stops playing in `element`, or in every attached element; returns the detached elements. */
@@ -50,6 +59,7 @@ export class RemoteTrack {
     for (const el of els) {
       el.srcObject = null;
       this._attached.delete(el);
+      if (this._quality) this._quality.unobserve(this, el);
     }
     return els;
   }
@@ -64,6 +74,9 @@ export class LocalTrack {
     this.name = name;
     this.layers = layers;
     this.muted = false;
+    /** Dynacast: whether the server wants this track sent at all, and which simulcast layers. */
+    this.enabled = true;
+    this.activeLayers = layers.slice();
     this.mediaStreamTrack = mediaStreamTrack;
     this.transceiver = transceiver;
     this._attached = new Set();
@@ -79,7 +92,12 @@ export class LocalTrack {
   }
 
   detach(element) {
-    return RemoteTrack.prototype.detach.call(this, element);
+    const els = element ? [element] : [...this._attached];
+    for (const el of els) {
+      el.srcObject = null;
+      this._attached.delete(el);
+    }
+    return els;
   }
 }
 

@@ -105,6 +105,32 @@ export class Publisher {
     }
   }
 
+  /**
+   * Dynacast (`publishLayers`): encode only the layers someone receives — `active = false` on the other
+   * encodings, or on all of them when nobody receives the track.
+   */
+  async onPublishLayers(msg) {
+    const room = this._room;
+    const track = room.localTracks.find((t) => t.sid === msg.trackSid);
+    if (!track || !track.transceiver) return;
+    const sender = track.transceiver.sender;
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) return;
+    const layers = msg.layers || [];
+    for (const enc of params.encodings) {
+      enc.active = !!msg.enabled && (!enc.rid || layers.length === 0 || layers.includes(enc.rid));
+    }
+    try {
+      await sender.setParameters(params);
+    } catch (err) {
+      room._log('warn', `could not apply publishLayers: ${err.message}`);
+      return;
+    }
+    track.enabled = !!msg.enabled;
+    track.activeLayers = params.encodings.filter((e) => e.active && e.rid).map((e) => e.rid);
+    room.emit('publishLayersChanged', { track, enabled: track.enabled, layers: track.activeLayers });
+  }
+
   // ---------------------------------------------------------------------------------------------
   // The offer queue
 
@@ -133,6 +159,8 @@ export class Publisher {
         const entry = { mid: tr.mid, kind: t.kind, source: t.source, name: t.name, muted: t.muted };
         t._offeredMuted = t.muted;
         if (t.layers.length) entry.layers = t.layers;
+        const settings = t.kind === 'video' && t.mediaStreamTrack.getSettings ? t.mediaStreamTrack.getSettings() : {};
+        if (settings.width && settings.height) Object.assign(entry, { width: settings.width, height: settings.height });
         tracks.push(entry);
       }
       inFlight.message = { type: 'offer', sdp: pc.localDescription.sdp, tracks };

@@ -13,6 +13,7 @@ import { logTo } from './log.js';
 import { LocalParticipant, LocalTrack } from './participants.js';
 import { createPeerConnection } from './peer.js';
 import { Publisher } from './publisher.js';
+import { QualityControl } from './quality.js';
 import { Roster } from './roster.js';
 import { localStats, remoteStats } from './stats.js';
 import { Signaling } from './signaling.js';
@@ -21,8 +22,11 @@ import { Subscriber } from './subscriber.js';
 /** A connection to one Chorus room. */
 export class Room extends Emitter {
   /**
-   * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function}}} [options]
-   *   `debug` logs every signaling message (SDP abbreviated).
+   * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function},
+   *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean}} [options]
+   *   `debug` logs every signaling message (SDP abbreviated). `defaultQuality` is the receive quality of
+   *   remote video unless `setTrackQuality` says otherwise; `adaptiveStream` lets the server send no bigger
+   *   layer than the elements a track is attached to show.
    */
   constructor(options = {}) {
     super();
@@ -45,6 +49,8 @@ export class Room extends Emitter {
     this._publisher = new Publisher(this, this._signaling);
     this._subscriber = new Subscriber(this, this._signaling);
     this._roster = new Roster(this);
+    this._quality = new QualityControl(this, this._signaling);
+    this._quality.configure(options);
     this._reset();
   }
 
@@ -57,6 +63,7 @@ export class Room extends Emitter {
     this._signaling.reset();
     this._publisher.reset();
     this._subscriber.reset();
+    this._quality.reset();
     this._leaving = false;
     this._leftWaiter = null;
   }
@@ -105,6 +112,7 @@ export class Room extends Emitter {
     this._subscriber.start(this._createPeerConnection('subscriber', iceServers));
     this.state = 'connected';
     this._signaling.startKeepalive();
+    this._quality.sendAll();
   }
 
   _applySessionInfo(msg) {
@@ -246,6 +254,12 @@ export class Room extends Emitter {
         return this._roster.onTrackUnpublished(msg);
       case 'trackMuted':
         return this._roster.onTrackMuted(msg);
+      case 'streamState':
+        return this._quality.onStreamState(msg);
+      case 'publishLayers':
+        return this._publisher.onPublishLayers(msg);
+      case 'stats':
+        return this._quality.onStats(msg);
       case 'left':
         this._log('log', `server ended the session: ${msg.reason}`);
         this._leaving = true;
@@ -367,6 +381,17 @@ export class Room extends Emitter {
     this._signaling.send({ type: 'subscribe', trackSids: [].concat(trackSids), subscribe: !!subscribe });
   }
 
+  /**
+   * The receive quality of a remote video track: `low`, `medium`, `high`, or `null` for the room default.
+   * The server sends the best layer within it that the downlink carries.
+   */
+  setTrackQuality(trackSid, quality) {
+    this._requireConnected();
+    const track = this._quality._findTrack(trackSid);
+    if (!track) throw new ChorusError('unknown_track', `no remote track ${trackSid}`);
+    this._quality.setQuality(track, quality);
+  }
+
   _findLocalTrack(which) {
     if (which instanceof LocalTrack) return which;
     return this.localTracks.find((t) => t.sid === which) || this.localTracks.find((t) => t.source === which);
@@ -391,6 +416,15 @@ export class Room extends Emitter {
    */
   async getRemoteStats() {
     return remoteStats(this);
+  }
+
+  /**
+   * The server's view of what we receive: `{estimateBps, subscriptions: [{trackSid, currentLayer,
+   * targetLayer, wantedLayer, reason, paused, layerSwitches}]}`.
+   */
+  async getServerStats() {
+    this._requireConnected();
+    return this._quality.requestStats();
   }
 
   /** What the publisher connection sends: one entry per outbound RTP stream (per simulcast rid). */

@@ -16,6 +16,13 @@ export class Roster {
     this._room = room;
   }
 
+  /** A new RemoteTrack, introduced to the quality control (preferences, adaptive stream). */
+  _track(info, participant) {
+    const t = new RemoteTrack(info, participant);
+    this._room._quality.adopt(t);
+    return t;
+  }
+
   _reconcileSubscriptions() {
     this._room._subscriber.reconcile();
   }
@@ -23,7 +30,7 @@ export class Roster {
   /** Adds a participant (and its tracks) without emitting anything; returns it. */
   add(info) {
     const p = new RemoteParticipant(info);
-    for (const ti of info.tracks || []) p.tracks.set(ti.sid, new RemoteTrack(ti, p));
+    for (const ti of info.tracks || []) p.tracks.set(ti.sid, this._track(ti, p));
     this._room.participants.set(p.sid, p);
     return p;
   }
@@ -58,7 +65,7 @@ export class Roster {
         trackSids.add(ti.sid);
         const t = existing.tracks.get(ti.sid);
         if (!t) {
-          const nt = new RemoteTrack(ti, existing);
+          const nt = this._track(ti, existing);
           existing.tracks.set(ti.sid, nt);
           room.emit('trackPublished', nt);
         } else {
@@ -126,7 +133,7 @@ export class Roster {
     let t = p.tracks.get(msg.track.sid);
     if (t) t._update(msg.track);
     else {
-      t = new RemoteTrack(msg.track, p);
+      t = this._track(msg.track, p);
       p.tracks.set(t.sid, t);
     }
     room.emit('trackPublished', t);

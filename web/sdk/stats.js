@@ -88,6 +88,8 @@ export async function localStats(pc) {
       frameWidth: s.frameWidth || 0,
       frameHeight: s.frameHeight || 0,
       qualityLimitationReason: s.qualityLimitationReason || null,
+      // Whether the encoding is being sent (false after dynacast switched it off).
+      active: s.active !== false,
     });
   });
   return out;

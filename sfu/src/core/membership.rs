@@ -9,7 +9,7 @@ use crate::room::TrackRoute;
 use std::time::Instant;
 
 /// Where a subscriber connection's bandwidth estimate starts, before feedback refines it (bits per second).
-const INITIAL_ESTIMATE_BPS: u64 = 2_000_000;
+const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
 
 impl WorkerCore {
     pub(super) fn add_participant(&mut self, now: Instant, room: RoomKey, pk: ParticipantKey) {

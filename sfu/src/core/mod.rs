@@ -26,6 +26,9 @@ mod fanout;
 mod membership;
 mod simulcast;
 
+/// How long a connection may stay ICE-disconnected before its participant is ended.
+pub const ICE_DISCONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
+
 pub struct WorkerCore {
     /// The address advertised to clients as our host candidate.
     local_addr: SocketAddr,
@@ -162,6 +165,7 @@ impl WorkerCore {
             if core.participants.is_empty() {
                 core.next_tick = None;
             } else {
+                core.expire_disconnected(now);
                 core.simulcast_tick(now);
             }
         });
@@ -348,6 +352,28 @@ impl WorkerCore {
         }
     }
 
+    /// End participants whose connection stayed ICE-disconnected past the grace period.
+    fn expire_disconnected(&mut self, now: Instant) {
+        let gone: Vec<(ParticipantKey, PcKind)> = self
+            .participants
+            .iter_mut()
+            .flat_map(|(k, p)| {
+                [PcKind::Publisher, PcKind::Subscriber]
+                    .into_iter()
+                    .filter(|pc| {
+                        p.ice_disconnected_since(*pc).is_some_and(|t| {
+                            now.saturating_duration_since(t) >= ICE_DISCONNECT_GRACE
+                        })
+                    })
+                    .map(|pc| (*k, pc))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (pk, pc) in gone {
+            self.fail_participant(pk, format!("{pc:?} connection: ICE disconnected"));
+        }
+    }
+
     fn handle_rtc_event(&mut self, now: Instant, pk: ParticipantKey, pc: PcKind, e: RtcEvent) {
         match e {
             RtcEvent::Connected => {
@@ -362,8 +388,16 @@ impl WorkerCore {
                     },
                 );
             }
-            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.fail_participant(pk, format!("{pc:?} connection: ICE disconnected"));
+            // Disconnected is transient in ICE (a pair not yet confirmed, a pause of consent): give the
+            // connection a grace period to come back before treating it as gone (see `expire_disconnected`).
+            RtcEvent::IceConnectionStateChange(state) => {
+                if let Some(p) = self.participants.get_mut(&pk) {
+                    let since = p.ice_disconnected_since(pc);
+                    *since = match state {
+                        IceConnectionState::Disconnected => Some(since.unwrap_or(now)),
+                        _ => None,
+                    };
+                }
             }
             RtcEvent::RtpPacket(pkt) if pc == PcKind::Publisher => {
                 self.stats.rtp_in += 1;

@@ -19,6 +19,9 @@ use crate::layers::{LayerSet, MAX_LAYERS};
 /// How often allocation and dynacast are re-evaluated.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long an estimate must stay too low before subscriptions step down (unless it halved).
+const DOWNGRADE_HOLD: Duration = Duration::from_millis(1500);
+
 /// Priority boost for a pinned (or active speaker) subscription, on top of the track's own priority.
 const PINNED_BOOST: u8 = 4;
 
@@ -138,11 +141,30 @@ impl WorkerCore {
             });
         }
         let budget = p.downlink.budget_bps();
-        let allowances = match budget {
+        let mut allowances = match budget {
             Some(b) => allocator::allocate(b, &demands),
             // No estimate (no congestion control feedback): no cap.
             None => vec![Some(u8::MAX); demands.len()],
         };
+        // Estimates dip briefly (a burst, a busy receiver): step down only when a dip lasts, or is deep.
+        let current: Vec<_> = keys
+            .iter()
+            .map(|t| p.out.get(t).map_or(Some(u8::MAX), |o| o.selector.allowed()))
+            .collect();
+        let lower = allowances.iter().zip(&current).any(|(new, old)| new < old);
+        let estimate_bound = p
+            .downlink
+            .cap_bps
+            .is_none_or(|c| Some(c) > p.downlink.estimate_bps);
+        if lower && estimate_bound {
+            let since = *p.downlink.lower_since.get_or_insert(now);
+            let deep = budget.is_some_and(|b| b < allocator::cost(&demands, &current) / 2);
+            if !deep && now.saturating_duration_since(since) < DOWNGRADE_HOLD {
+                allowances = current;
+            }
+        } else {
+            p.downlink.lower_since = None;
+        }
         let mut changes = Vec::new();
         for (track, allowed) in keys.iter().zip(&allowances) {
             let Some(out) = p.out.get_mut(track) else {
@@ -238,7 +260,7 @@ impl WorkerCore {
                     current_layer: out.selector.current().map(name),
                     target_layer: out.selector.target(alive).map(name),
                     wanted_layer: Some(name(out.selector.wanted().min(route.layers.top()))),
-                    reason: out.selector.reason(alive),
+                    reason: out.selector.reason(alive, route.layers.top()),
                     paused: out.selector.is_paused(),
                     layer_switches: out.selector.switches,
                 })
