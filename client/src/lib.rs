@@ -278,6 +278,11 @@ impl Client {
         })
     }
 
+    /// Sends any protocol message as it is (for tools and tests that need a message this API does not wrap).
+    pub fn send_raw(&self, msg: ClientMessage) -> Result<(), ClientError> {
+        self.signal.send(msg)
+    }
+
     /// Asks the server for this participant's media stats; they arrive as [`ClientEvent::Stats`].
     pub fn request_stats(&self) -> Result<(), ClientError> {
         self.signal.send(ClientMessage::GetStats)
