@@ -15,6 +15,7 @@ mod participant;
 mod peer;
 mod room;
 mod router;
+mod stats;
 pub mod vp8;
 
 pub use api::{
@@ -22,3 +23,4 @@ pub use api::{
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};
+pub use stats::{WorkerCounters, WorkerGauges, WorkerStats};

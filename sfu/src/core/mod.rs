@@ -20,6 +20,8 @@ use crate::api::{Command, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
 use crate::participant::Participant;
 use crate::room::{RoomMedia, TrackRoute};
 use crate::router::Router;
+pub use crate::stats::WorkerStats;
+use crate::stats::{EgressTally, WorkerGauges};
 
 mod fanout;
 mod membership;
@@ -45,17 +47,8 @@ pub struct WorkerCore {
     /// Subscriber connections that completed DTLS (writing before that only fills queues).
     connected_subscribers: std::collections::HashSet<ParticipantKey>,
     pub stats: WorkerStats,
-}
-
-/// Counters for monitoring; read by the I/O layer.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WorkerStats {
-    pub datagrams_in: u64,
-    pub datagrams_unrouted: u64,
-    pub rtp_in: u64,
-    pub rtp_forwarded: u64,
-    pub keyframe_requests: u64,
-    pub participant_faults: u64,
+    /// NACK totals per subscriber stream, to count deltas into `stats`.
+    egress: EgressTally,
 }
 
 impl WorkerCore {
@@ -74,6 +67,7 @@ impl WorkerCore {
             current: None,
             connected_subscribers: Default::default(),
             stats: WorkerStats::default(),
+            egress: EgressTally::default(),
         }
     }
 
@@ -83,6 +77,20 @@ impl WorkerCore {
 
     pub fn participant_count(&self) -> usize {
         self.participants.len()
+    }
+
+    /// What this worker hosts right now (O(rooms + tracks); for monitoring, not per packet).
+    pub fn gauges(&self) -> WorkerGauges {
+        WorkerGauges {
+            rooms: self.rooms.len() as u64,
+            participants: self.participants.len() as u64,
+            tracks_published: self.tracks.len() as u64,
+            tracks_subscribed: self
+                .tracks
+                .values()
+                .map(|t| t.subscribers.len() as u64)
+                .sum(),
+        }
     }
 
     /// The next datagram to send.
@@ -338,6 +346,7 @@ impl WorkerCore {
                 self.forward(now, pk, pkt);
             }
             RtcEvent::KeyframeRequest(req) if pc == PcKind::Subscriber => {
+                self.stats.keyframe_requests_received += 1;
                 let track = self
                     .participants
                     .get(&pk)
@@ -346,6 +355,9 @@ impl WorkerCore {
                 if let Some(track) = track {
                     self.request_keyframe(now, track);
                 }
+            }
+            RtcEvent::MediaEgressStats(s) if pc == PcKind::Subscriber => {
+                self.egress.record(now, pk, &s, &mut self.stats);
             }
             RtcEvent::Closed => {
                 self.fail_participant(pk, format!("{pc:?} connection closed by the client"));
