@@ -124,6 +124,12 @@ async fn read_rtp(
             let latency = SystemTime::now().duration_since(sent).unwrap_or_default();
             (seq, latency)
         });
-        remote.record(&mid, kind, packet.payload.len(), stamp);
+        remote.record(
+            &mid,
+            kind,
+            packet.header.sequence_number,
+            packet.payload.len(),
+            stamp,
+        );
     }
 }
