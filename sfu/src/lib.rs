@@ -16,6 +16,8 @@ mod peer;
 mod room;
 mod router;
 mod stats;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod vp8;
 
 pub use api::{
