@@ -76,7 +76,10 @@ rust_checks() {
   cargo clippy --workspace --all-targets --release -- -D warnings
 
   step "4/5 cargo build + cargo test (release)"
+  # --all-targets builds the criterion benches (benches/) too; they are never run here (cargo bench runs them).
   cargo build --release --workspace --all-targets
+  # Includes loadtest/tests/smoke.rs: a 3-second load-test smoke run against an in-process server, checking
+  # only that media flowed and the JSON report is well-formed.
   cargo test --release --workspace
 }
 

@@ -31,6 +31,7 @@
 mod connection;
 mod error;
 mod events;
+mod histogram;
 pub mod media;
 mod peer;
 mod publisher;
@@ -45,6 +46,7 @@ pub use chorus_protocol::{
 };
 pub use error::ClientError;
 pub use events::ClientEvent;
+pub use histogram::LatencyHistogram;
 pub use media::MediaOptions;
 pub use publisher::{PublishOptions, PublishedTrack};
 pub use stats::ReceivedTrackStats;
@@ -135,9 +137,12 @@ impl Client {
         });
         let (signal, reader, writer) = connection::start_writer(ws, ping_interval);
         let peers = async {
-            let api = peer::build_api()?;
-            let publisher_pc = peer::new_peer_connection(&api, &joined.ice_servers).await?;
-            let subscriber_pc = peer::new_peer_connection(&api, &joined.ice_servers).await?;
+            let publisher_api = peer::build_api(chorus_protocol::PcTarget::Publisher)?;
+            let subscriber_api = peer::build_api(chorus_protocol::PcTarget::Subscriber)?;
+            let publisher_pc =
+                peer::new_peer_connection(&publisher_api, &joined.ice_servers).await?;
+            let subscriber_pc =
+                peer::new_peer_connection(&subscriber_api, &joined.ice_servers).await?;
             Ok::<_, ClientError>((publisher_pc, subscriber_pc))
         };
         let (publisher_pc, subscriber_pc) = match peers.await {

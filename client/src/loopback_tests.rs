@@ -83,7 +83,7 @@ fn count(counts: &Mutex<HashMap<TrackKind, u64>>, kind: TrackKind) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_offers_and_sends_media_over_loopback() {
     init_logs();
-    let api = build_api().expect("api");
+    let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
     let server = new_peer_connection(&api, &[]).await.expect("server pc");
     let received = count_incoming(&server);
 
@@ -237,7 +237,7 @@ async fn publisher_offers_and_sends_media_over_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_answers_and_counts_media_per_track() {
     init_logs();
-    let api = build_api().expect("api");
+    let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
     let server = new_peer_connection(&api, &[]).await.expect("server pc");
 
     let (signal, mut outbox) = SignalSender::test_pair();

@@ -1,14 +1,24 @@
 //! How the client's two `RTCPeerConnection`s are built, and trickling their local ICE candidates.
 //!
 //! Codecs: webrtc-rs defaults (Opus, G722, PCMU/PCMA, VP8, VP9, H264, …) plus the `mid`/`rid` header extensions
-//! an SFU routes by. Interceptors: webrtc-rs defaults (NACK, RTCP sender/receiver reports, TWCC receiver).
+//! an SFU routes by. Interceptors: webrtc-rs defaults (NACK, RTCP sender/receiver reports, TWCC receiver) on the
+//! publisher connection; on the subscriber connection NACK and RTCP reports every [`SUBSCRIBER_REPORT_INTERVAL`],
+//! and no TWCC feedback. Why: webrtc-rs sends its ICE keepalive (a STUN binding request, which the server's
+//! ICE-lite agent needs at least every 15 s as consent) only when the connection has sent nothing for 2 s. A
+//! subscriber connection receiving media sends TWCC feedback every 100 ms and receiver reports every second, so
+//! with the defaults it never sends a binding request and the server drops it after 15 s. Without TWCC feedback
+//! the server also does not limit a bot's downlink by bandwidth estimation — which suits bots: webrtc-rs stamps
+//! arrivals when its interceptor task runs, so on a busy host its feedback would show queueing that is not on
+//! the network and collapse the server's estimate.
 //! ICE: loopback candidates allowed, UDP over IPv4 only, no mDNS — a dev server listens on 127.0.0.1 and the
 //! host may have no other interface. No global state: every client builds its own `API`.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chorus_protocol::{ClientMessage, IceServer, PcTarget};
-use webrtc::api::interceptor_registry::{configure_nack, configure_rtcp_reports};
+use webrtc::api::interceptor_registry::configure_nack;
+use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -16,6 +26,8 @@ use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
+use webrtc::interceptor::report::receiver::ReceiverReport;
+use webrtc::interceptor::report::sender::SenderReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::policy::bundle_policy::RTCBundlePolicy;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -30,8 +42,12 @@ const HEADER_EXTENSIONS: &[&str] = &[
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
 ];
 
-/// Builds a webrtc-rs `API` with Chorus's codec, interceptor and ICE choices.
-pub(crate) fn build_api() -> Result<API, webrtc::Error> {
+/// Receiver reports on the subscriber connection: rarer than webrtc-rs's keepalive interval (2 s), so that its
+/// ICE keepalive (consent) goes out between them.
+const SUBSCRIBER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Builds a webrtc-rs `API` for one of the two connections, with Chorus's codec, interceptor and ICE choices.
+pub(crate) fn build_api(target: PcTarget) -> Result<API, webrtc::Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
     for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
@@ -45,11 +61,17 @@ pub(crate) fn build_api() -> Result<API, webrtc::Error> {
             )?;
         }
     }
-    // NACK and RTCP reports, but no transport-wide congestion control feedback: webrtc-rs stamps arrivals
-    // when its interceptor task runs, so on a busy host its feedback shows queueing that is not on the network
-    // and the server's bandwidth estimate for a bot would collapse. Without the feedback the server does not
-    // limit a bot's downlink (bots and load generators run where bandwidth is plentiful).
-    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut media));
+    let registry = match target {
+        PcTarget::Publisher => register_default_interceptors(Registry::new(), &mut media)?,
+        PcTarget::Subscriber => {
+            let mut registry = configure_nack(Registry::new(), &mut media);
+            registry.add(Box::new(
+                ReceiverReport::builder().with_interval(SUBSCRIBER_REPORT_INTERVAL),
+            ));
+            registry.add(Box::new(SenderReport::builder()));
+            registry
+        }
+    };
 
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(true);

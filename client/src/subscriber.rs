@@ -4,10 +4,11 @@
 //! Offers are handled one at a time, in arrival order, by the signaling loop.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use chorus_protocol::{ClientMessage, PcTarget, SubscribedTrack, TrackKind};
 use tracing::{debug, trace};
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
@@ -19,6 +20,9 @@ use crate::events::{ClientEvent, EventSink};
 use crate::media::find_stamp;
 use crate::peer::CandidateGate;
 use crate::stats::RemoteTracks;
+
+/// Longest wait for the ICE agent to start before applying a renegotiation offer anyway.
+const ICE_START_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct Subscriber {
     pc: Arc<RTCPeerConnection>,
@@ -78,6 +82,9 @@ impl Subscriber {
         tracks: Vec<SubscribedTrack>,
     ) -> Result<(), ClientError> {
         self.remote.set_assignments(tracks);
+        if self.pc.remote_description().await.is_some() {
+            self.wait_for_ice_start().await;
+        }
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
@@ -92,6 +99,20 @@ impl Subscriber {
         self.signal.send(ClientMessage::Answer { sdp })?;
         self.gate.open();
         Ok(())
+    }
+
+    /// webrtc-rs hands the remote ICE credentials to its agent asynchronously after the first answer; an offer
+    /// applied before that looks like an ICE restart (the agent's remote credentials are still empty), which
+    /// fails ("ICE Agent can not be restarted when gathering") or answers with new credentials the server
+    /// refuses. A server that renegotiates right after the first answer hits this, so wait (bounded) until
+    /// the agent has started checking.
+    async fn wait_for_ice_start(&self) {
+        let deadline = tokio::time::Instant::now() + ICE_START_WAIT;
+        while self.pc.ice_connection_state() == RTCIceConnectionState::New
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub(crate) async fn add_remote_candidate(&self, candidate: String) -> Result<(), ClientError> {
@@ -124,6 +145,12 @@ async fn read_rtp(
             let latency = SystemTime::now().duration_since(sent).unwrap_or_default();
             (seq, latency)
         });
-        remote.record(&mid, kind, packet.payload.len(), stamp);
+        remote.record(
+            &mid,
+            kind,
+            packet.header.sequence_number,
+            packet.payload.len(),
+            stamp,
+        );
     }
 }

@@ -5,14 +5,19 @@
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::api::{Command, RoomKey};
 use crate::core::WorkerCore;
+use crate::stats::WorkerCounters;
 
 /// The longest a worker sleeps in `recv` before checking its command channel.
 const COMMAND_POLL: Duration = Duration::from_millis(5);
+
+/// How often a worker publishes its gauges (an O(tracks) count); counters go out every loop iteration.
+const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Largest datagram we accept; anything longer is truncated by the kernel and then rejected by parsing.
 const RECV_BUFFER: usize = 2048;
@@ -71,6 +76,7 @@ impl WorkerHandle {
 pub struct Sfu {
     workers: Vec<WorkerHandle>,
     threads: Vec<JoinHandle<()>>,
+    counters: Arc<[WorkerCounters]>,
 }
 
 impl Sfu {
@@ -81,6 +87,9 @@ impl Sfu {
         }
         let mut workers = Vec::new();
         let mut threads = Vec::new();
+        let counters: Arc<[WorkerCounters]> = (0..config.workers)
+            .map(|_| WorkerCounters::default())
+            .collect();
         for index in 0..config.workers {
             let port = if config.port == 0 {
                 0
@@ -99,9 +108,10 @@ impl Sfu {
                 .map_err(|source| SfuError::Bind { addr, source })?;
             let local_addr = SocketAddr::new(config.advertised_ip, bound.port());
             let (tx, rx) = mpsc::channel();
+            let shared = Arc::clone(&counters);
             let thread = std::thread::Builder::new()
                 .name(format!("chorus-media-{index}"))
-                .spawn(move || run_worker(socket, local_addr, rx))
+                .spawn(move || run_worker(socket, local_addr, rx, &shared[index]))
                 .map_err(SfuError::Thread)?;
             tracing::info!(worker = index, %bound, advertised = %local_addr, "media worker started");
             workers.push(WorkerHandle {
@@ -111,7 +121,11 @@ impl Sfu {
             });
             threads.push(thread);
         }
-        Ok(Sfu { workers, threads })
+        Ok(Sfu {
+            workers,
+            threads,
+            counters,
+        })
     }
 
     /// The worker a room is pinned to.
@@ -121,6 +135,12 @@ impl Sfu {
 
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers
+    }
+
+    /// Every worker's counters and gauges (index = worker index), as last published by its thread. Cheap to
+    /// read at any time: relaxed atomic loads, no lock, no message to the worker.
+    pub fn counters(&self) -> &[WorkerCounters] {
+        &self.counters
     }
 }
 
@@ -135,11 +155,19 @@ impl Drop for Sfu {
     }
 }
 
-fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Command>) {
+fn run_worker(
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    commands: Receiver<Command>,
+    counters: &WorkerCounters,
+) {
     let mut core = WorkerCore::new(local_addr);
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut read_timeout = None;
+    let mut next_gauges = Instant::now();
     loop {
+        // Publish what the last iteration counted: a handful of relaxed stores, read only by scrapes.
+        counters.publish_stats(&core.stats);
         loop {
             match commands.try_recv() {
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return,
@@ -149,6 +177,10 @@ fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Comm
         }
         // One scan for the deadline per iteration (it is O(participants); a timer heap is future work).
         let now = Instant::now();
+        if now >= next_gauges {
+            counters.publish_gauges(&core.gauges());
+            next_gauges = now + GAUGE_INTERVAL;
+        }
         let mut deadline = core.next_deadline();
         if deadline.is_some_and(|d| d <= now) {
             core.handle_timeout(now);
@@ -170,6 +202,7 @@ fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Comm
         }
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
+                core.stats.bytes_in += n as u64;
                 core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]);
                 flush(&socket, &mut core);
             }
@@ -182,8 +215,15 @@ fn run_worker(socket: UdpSocket, local_addr: SocketAddr, commands: Receiver<Comm
 
 fn flush(socket: &UdpSocket, core: &mut WorkerCore) {
     while let Some(t) = core.poll_transmit() {
-        if let Err(e) = socket.send_to(&t.contents, t.destination) {
-            tracing::trace!(error = %e, dest = %t.destination, "send_to failed");
+        match socket.send_to(&t.contents, t.destination) {
+            Ok(n) => {
+                core.stats.datagrams_out += 1;
+                core.stats.bytes_out += n as u64;
+            }
+            Err(e) => {
+                core.stats.send_errors += 1;
+                tracing::trace!(error = %e, dest = %t.destination, "send_to failed");
+            }
         }
     }
 }

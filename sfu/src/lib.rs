@@ -19,6 +19,9 @@ mod peer;
 mod room;
 mod router;
 pub mod selector;
+mod stats;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod vp8;
 
 pub use api::{
@@ -27,3 +30,4 @@ pub use api::{
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};
+pub use stats::{WorkerCounters, WorkerGauges, WorkerStats};

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
 
@@ -45,7 +46,15 @@ pub struct Downlink {
     pub cap_bps: Option<u64>,
     /// Since when the estimate has asked for less than the subscriber gets (downgrades wait a little).
     pub lower_since: Option<Instant>,
+    /// The subscriber did not negotiate transport-wide congestion control: no estimate will come.
+    pub no_feedback: bool,
 }
+
+/// The RTP header extension that carries transport-wide sequence numbers (TWCC).
+const TWCC_EXTENSION: &str = "transport-wide-cc";
+
+/// The "estimate" a subscriber without congestion feedback is paced at: far above any real stream.
+const UNPACED_BPS: u64 = 10_000_000_000;
 
 impl Downlink {
     /// What the allocator may spend: the estimate (never below [`MIN_ESTIMATE_BPS`]) or the cap, whichever is
@@ -316,6 +325,15 @@ impl Participant {
             .map_err(|e| format!("answer not accepted: {e}"))?;
         for out in self.out.values_mut() {
             out.pt_map.clear();
+        }
+        if !sdp.contains(TWCC_EXTENSION) && !self.downlink.no_feedback {
+            // No congestion feedback will come: the estimate would stay at its starting value, and str0m's
+            // pacer (which sends at the estimate) would throttle this subscriber to it. Lift it out of the way.
+            self.downlink.no_feedback = true;
+            self.subscriber
+                .rtc()
+                .bwe()
+                .reset(Bitrate::from(UNPACED_BPS));
         }
         Ok(self.negotiate())
     }

@@ -14,6 +14,9 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError}
 /// How many packets per outgoing video stream str0m keeps for answering NACKs.
 const VIDEO_SEND_BUFFER: usize = 1000;
 
+/// How often str0m reports per-stream stats (the worker counts NACKs received from them).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Why a peer connection cannot continue.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -51,6 +54,7 @@ impl Peer {
             .enable_vp9(true)
             .enable_av1(true)
             .set_send_buffer_video(VIDEO_SEND_BUFFER)
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         let candidate =
             Candidate::host(local_addr, "udp").map_err(|_| PeerError::Candidate(local_addr))?;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod dev_keys;
+pub mod metrics;
 pub mod server;
 pub mod testing;
 

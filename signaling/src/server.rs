@@ -128,6 +128,7 @@ fn router(state: AppState) -> Router {
         .route("/demo.css", get(assets::demo_css))
         .route("/sdk/{file}", get(assets::sdk_module))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/rtc", get(rtc));
     if state.dev_mode {
         app = app.route("/dev/token", get(dev_token));

@@ -67,6 +67,7 @@ impl WorkerCore {
         let Some(route) = self.tracks.get_mut(&track) else {
             return;
         };
+        self.stats.count_in(route.kind, pkt.payload.len());
         if route.muted {
             return;
         }
@@ -200,7 +201,7 @@ impl WorkerCore {
                 continue;
             };
             tx.write_rtp(write);
-            self.stats.rtp_forwarded += 1;
+            self.stats.count_forwarded(route.kind, pkt.payload.len());
             if !self.dirty.contains(&(sk, PcKind::Subscriber)) {
                 self.dirty.push((sk, PcKind::Subscriber));
             }

@@ -21,6 +21,8 @@ use crate::api::{Command, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
 use crate::participant::Participant;
 use crate::room::{RoomMedia, TrackRoute};
 use crate::router::Router;
+pub use crate::stats::WorkerStats;
+use crate::stats::{EgressTally, WorkerGauges};
 
 mod fanout;
 mod membership;
@@ -52,22 +54,8 @@ pub struct WorkerCore {
     /// When allocation and dynacast are next re-evaluated (none while the worker is empty).
     next_tick: Option<Instant>,
     pub stats: WorkerStats,
-}
-
-/// Counters for monitoring; read by the I/O layer.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WorkerStats {
-    pub datagrams_in: u64,
-    pub datagrams_unrouted: u64,
-    pub rtp_in: u64,
-    pub rtp_forwarded: u64,
-    pub keyframe_requests: u64,
-    pub participant_faults: u64,
-    /// Subscriptions that moved to another simulcast layer.
-    pub layer_switches: u64,
-    /// Subscriptions paused because the subscriber's downlink could not carry them, and resumed.
-    pub streams_paused: u64,
-    pub streams_resumed: u64,
+    /// NACK totals per subscriber stream, to count deltas into `stats`.
+    egress: EgressTally,
 }
 
 impl WorkerCore {
@@ -87,6 +75,7 @@ impl WorkerCore {
             connected_subscribers: Default::default(),
             next_tick: None,
             stats: WorkerStats::default(),
+            egress: EgressTally::default(),
         }
     }
 
@@ -96,6 +85,20 @@ impl WorkerCore {
 
     pub fn participant_count(&self) -> usize {
         self.participants.len()
+    }
+
+    /// What this worker hosts right now (O(rooms + tracks); for monitoring, not per packet).
+    pub fn gauges(&self) -> WorkerGauges {
+        WorkerGauges {
+            rooms: self.rooms.len() as u64,
+            participants: self.participants.len() as u64,
+            tracks_published: self.tracks.len() as u64,
+            tracks_subscribed: self
+                .tracks
+                .values()
+                .map(|t| t.subscribers.len() as u64)
+                .sum(),
+        }
     }
 
     /// The next datagram to send.
@@ -404,6 +407,7 @@ impl WorkerCore {
                 self.forward(now, pk, pkt);
             }
             RtcEvent::KeyframeRequest(req) if pc == PcKind::Subscriber => {
+                self.stats.keyframe_requests_received += 1;
                 // A keyframe of the layer this subscriber receives.
                 let wanted = self.participants.get(&pk).and_then(|p| {
                     let track = *p.out_by_mid.get(&req.mid)?;
@@ -418,6 +422,9 @@ impl WorkerCore {
                 can_probe,
             }) if pc == PcKind::Subscriber => {
                 self.on_estimate(now, pk, estimate.as_u64(), can_probe);
+            }
+            RtcEvent::MediaEgressStats(s) if pc == PcKind::Subscriber => {
+                self.egress.record(now, pk, &s, &mut self.stats);
             }
             RtcEvent::Closed => {
                 self.fail_participant(pk, format!("{pc:?} connection closed by the client"));

@@ -47,6 +47,11 @@ impl Registry {
         }
     }
 
+    /// The media workers rooms are pinned to (for monitoring).
+    pub fn sfu(&self) -> &Arc<chorus_sfu::Sfu> {
+        &self.inner.sfu
+    }
+
     /// Number of open rooms.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -1,0 +1,375 @@
+//! What a load test does: the command-line flags ([`Args`], clap) and the validated [`Config`] the runner uses.
+//! Every bad value becomes a [`ConfigError`] with a readable message; nothing here panics.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::http::HttpUrl;
+
+/// Why the flags do not describe a runnable load test.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Load-test a Chorus server with real WebRTC participants (chorus-client on webrtc-rs).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadtest", version)]
+pub struct Args {
+    /// The server's WebSocket URL (`/rtc` is appended when the URL has no path).
+    #[arg(long, default_value = "ws://127.0.0.1:7880")]
+    pub url: String,
+    /// Number of rooms.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Publishers per room; each publishes synthetic VP8 video (and Opus audio with --audio) and receives the
+    /// other publishers, like a participant in a call.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Receive-only participants per room.
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Length of the measurement window, after everyone joined (e.g. 30s, 2m, 500ms).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Publishers also send 50 packets/s of Opus-sized audio.
+    #[arg(long)]
+    pub audio: bool,
+    /// Send q/h/f simulcast layers. Not yet supported: the Rust client (webrtc-rs 0.13) sends one layer.
+    #[arg(long)]
+    pub simulcast: bool,
+    /// Video bitrate per publisher (bits/s; k and M suffixes allowed).
+    #[arg(long, default_value = "500k", value_parser = parse_bitrate)]
+    pub video_bitrate: u32,
+    /// Write the report as JSON to this file (field names: loadtest/README.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// API key to sign tokens with; without it, the dev keys in --data-dir, else the server's /dev/token.
+    #[arg(long, env = "CHORUS_API_KEY", requires = "api_secret")]
+    pub api_key: Option<String>,
+    /// Secret of --api-key.
+    #[arg(
+        long,
+        env = "CHORUS_API_SECRET",
+        hide_env_values = true,
+        requires = "api_key"
+    )]
+    pub api_secret: Option<String>,
+    /// The server's data directory, to read dev keys (`dev-keys.json`) from.
+    #[arg(long, default_value = "./.chorus")]
+    pub data_dir: PathBuf,
+    /// Where the server's Prometheus metrics are (default: the --url host, `http://HOST/metrics`).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// Participants joining at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub join_concurrency: usize,
+    /// How often to print a progress line.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+    /// Longest wait, after joining, for every subscriber to receive every publisher before measuring.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
+    /// Room name prefix (rooms are PREFIX-0, PREFIX-1, …); default: a random one per run.
+    #[arg(long)]
+    pub room_prefix: Option<String>,
+}
+
+/// Where to get tokens.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// Sign them with this key and secret.
+    Key { key: String, secret: String },
+    /// The dev keys of this data directory, or if there are none, the server's `/dev/token`.
+    DevKeys(PathBuf),
+}
+
+/// A validated load test.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The signaling WebSocket (`ws://host:port/rtc`).
+    pub ws_url: String,
+    /// The server's HTTP base (for `/dev/token`), when the URL is plain `ws://`.
+    pub http: Option<HttpUrl>,
+    pub metrics: Option<HttpUrl>,
+    pub rooms: usize,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub duration: Duration,
+    pub audio: bool,
+    pub video_bitrate: u32,
+    pub json: Option<PathBuf>,
+    pub tokens: TokenSource,
+    pub join_concurrency: usize,
+    pub progress_interval: Duration,
+    pub settle_timeout: Duration,
+    pub room_prefix: String,
+}
+
+/// At most this many participants in one run (the load tester's own CPU is the limit long before).
+const MAX_PARTICIPANTS: usize = 5000;
+
+impl Config {
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        if args.simulcast {
+            return Err(invalid(
+                "simulcast",
+                "not yet supported: the Rust client (webrtc-rs 0.13) publishes one layer per track; \
+                 measure simulcast forwarding with browser publishers for now",
+            ));
+        }
+        if args.rooms == 0 {
+            return Err(invalid("rooms", "must be at least 1"));
+        }
+        if args.publishers == 0 {
+            return Err(invalid(
+                "publishers",
+                "must be at least 1 (nothing to forward otherwise)",
+            ));
+        }
+        let per_room = args
+            .publishers
+            .checked_add(args.subscribers)
+            .ok_or_else(|| invalid("subscribers", "too many"))?;
+        let total = per_room
+            .checked_mul(args.rooms)
+            .filter(|t| *t <= MAX_PARTICIPANTS)
+            .ok_or_else(|| {
+                invalid(
+                    "rooms",
+                    format!("at most {MAX_PARTICIPANTS} participants in all"),
+                )
+            })?;
+        if total < 2 {
+            return Err(invalid(
+                "subscribers",
+                "a room with one publisher needs at least one subscriber",
+            ));
+        }
+        if args.duration < Duration::from_secs(1) {
+            return Err(invalid("duration", "must be at least 1s"));
+        }
+        if args.join_concurrency == 0 {
+            return Err(invalid("join-concurrency", "must be at least 1"));
+        }
+        if args.progress_interval < Duration::from_millis(100) {
+            return Err(invalid("progress-interval", "must be at least 100ms"));
+        }
+        if args.video_bitrate < 10_000 {
+            return Err(invalid("video-bitrate", "must be at least 10k"));
+        }
+        let (ws_url, http) = normalize_url(&args.url).map_err(|r| invalid("url", r))?;
+        let metrics = match &args.metrics_url {
+            Some(u) => Some(HttpUrl::parse(u).map_err(|r| invalid("metrics-url", r))?),
+            None => http.as_ref().map(|h| h.with_path("/metrics")),
+        };
+        let tokens = match (args.api_key, args.api_secret) {
+            (Some(key), Some(secret)) => {
+                if secret.len() < 32 {
+                    return Err(invalid("api-secret", "must be at least 32 bytes"));
+                }
+                TokenSource::Key { key, secret }
+            }
+            _ => TokenSource::DevKeys(args.data_dir),
+        };
+        let room_prefix = match args.room_prefix {
+            Some(p)
+                if p.is_empty()
+                    || p.len() > 64
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                return Err(invalid(
+                    "room-prefix",
+                    "1 to 64 characters of A-Z, a-z, 0-9, - and _",
+                ))
+            }
+            Some(p) => p,
+            None => format!("load-{:x}", std::process::id() ^ nanos()),
+        };
+        Ok(Config {
+            ws_url,
+            http,
+            metrics,
+            rooms: args.rooms,
+            publishers: args.publishers,
+            subscribers: args.subscribers,
+            duration: args.duration,
+            audio: args.audio,
+            video_bitrate: args.video_bitrate,
+            json: args.json,
+            tokens,
+            join_concurrency: args.join_concurrency,
+            progress_interval: args.progress_interval,
+            settle_timeout: args.settle_timeout,
+            room_prefix,
+        })
+    }
+
+    pub fn participants(&self) -> usize {
+        self.rooms * (self.publishers + self.subscribers)
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// `ws://host:port[/path]` → the WebSocket URL (with `/rtc` if no path) and, for `ws://`, the HTTP base.
+fn normalize_url(url: &str) -> Result<(String, Option<HttpUrl>), String> {
+    let (plain, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        (false, rest)
+    } else {
+        return Err(format!("{url:?} is not a ws:// or wss:// URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    let path = if path.is_empty() || path == "/" {
+        "/rtc"
+    } else {
+        path
+    };
+    let scheme = if plain { "ws" } else { "wss" };
+    let http = if plain {
+        Some(HttpUrl::parse(&format!("http://{authority}/"))?)
+    } else {
+        None
+    };
+    Ok((format!("{scheme}://{authority}{path}"), http))
+}
+
+/// `30s`, `2m`, `500ms`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 2m or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{s:?} is out of range (0 to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `500000`, `500k`, `1.7M`.
+pub fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (number, factor) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        _ => (s, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a bitrate like 500k or 1.7M"))?;
+    let bps = value * factor;
+    if !bps.is_finite() || !(0.0..=100e6).contains(&bps) {
+        return Err(format!("{s:?} is out of range (0 to 100M)"));
+    }
+    Ok(bps as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("loadtest").chain(extra.iter().copied());
+        let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Config::from_args(args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_url_forms() {
+        let c = args(&[]).expect("defaults are valid");
+        assert_eq!(c.ws_url, "ws://127.0.0.1:7880/rtc");
+        assert_eq!(
+            c.metrics.map(|m| m.to_string()),
+            Some("http://127.0.0.1:7880/metrics".into())
+        );
+        assert_eq!(c.duration, Duration::from_secs(30));
+        let c = args(&["--url", "ws://h:1/custom", "--rooms", "3"]).expect("valid");
+        assert_eq!(
+            (c.ws_url.as_str(), c.participants()),
+            ("ws://h:1/custom", 6)
+        );
+        let c = args(&["--url", "wss://example.test"]).expect("valid");
+        assert!(c.metrics.is_none() && c.http.is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_errors_not_panics() {
+        for bad in [
+            &["--rooms", "0"][..],
+            &["--publishers", "0"],
+            &["--publishers", "1", "--subscribers", "0"],
+            &["--duration", "abc"],
+            &["--duration", "5x"],
+            &["--duration", "0.5s"],
+            &["--duration", "-3s"],
+            &["--url", "http://127.0.0.1:7880"],
+            &["--url", "ws://"],
+            &["--simulcast"],
+            &["--rooms", "999999999999999999999"],
+            &["--rooms", "100000"],
+            &["--video-bitrate", "1G"],
+            &["--api-key", "k"],
+            &["--api-key", "k", "--api-secret", "short"],
+            &["--metrics-url", "ftp://x"],
+            &["--join-concurrency", "0"],
+            &["--room-prefix", "a b"],
+            &["--room-prefix", "x&y"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?} should be refused");
+        }
+        let err = args(&["--simulcast"]).expect_err("refused");
+        assert!(err.contains("not yet supported"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_bitrates() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("1e400s").is_err());
+        assert_eq!(parse_bitrate("500k"), Ok(500_000));
+        assert_eq!(parse_bitrate("1.7M"), Ok(1_700_000));
+        assert!(parse_bitrate("k").is_err());
+    }
+}

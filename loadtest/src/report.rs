@@ -1,0 +1,297 @@
+//! The final figures of a load test ([`Report`], whose JSON field names are a stable interface documented in
+//! `loadtest/README.md`), how they are computed from the clients' receive counters and two `/metrics` scrapes,
+//! and how they are printed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use chorus_client::{LatencyHistogram, ReceivedTrackStats, TrackKind};
+use serde::Serialize;
+
+use crate::scrape::ServerSample;
+
+/// Bumped when a field changes meaning or disappears (new fields may be added without a bump).
+pub const REPORT_VERSION: u32 = 1;
+
+/// What the run was asked to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportConfig {
+    pub url: String,
+    pub rooms: usize,
+    pub publishers_per_room: usize,
+    pub subscribers_per_room: usize,
+    pub duration_secs: f64,
+    pub audio: bool,
+    pub simulcast: bool,
+    pub video_bitrate_bps: u32,
+}
+
+/// The server side of the window, from `/metrics` before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFigures {
+    pub cpu_seconds: f64,
+    /// CPU seconds per wall second: how many cores the server kept busy.
+    pub cpu_cores: f64,
+    pub forwarded_packets: u64,
+    pub forwarded_packets_per_sec: f64,
+    pub forwarded_video_packets: Option<u64>,
+    pub forwarded_audio_packets: Option<u64>,
+    pub nacks_received: Option<u64>,
+    pub plis_sent: Option<u64>,
+    /// Resident memory at the end of the window.
+    pub rss_bytes: Option<u64>,
+}
+
+/// Every figure of one run; `null` in JSON where it could not be measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub config: ReportConfig,
+    pub participants: usize,
+    pub joined: usize,
+    pub join_failures: usize,
+    pub join_ms_p50: Option<f64>,
+    pub join_ms_p99: Option<f64>,
+    pub join_ms_max: Option<f64>,
+    /// Length of the measurement window (after joining and settling).
+    pub window_secs: f64,
+    /// (receiver, remote video track) pairs that received packets in the window.
+    pub video_streams: u64,
+    pub audio_streams: u64,
+    pub received_bitrate_bps: f64,
+    pub received_video_bitrate_bps: f64,
+    pub received_audio_bitrate_bps: f64,
+    /// Mean video bitrate of one received stream.
+    pub received_video_bitrate_bps_per_stream: Option<f64>,
+    pub packets_received: u64,
+    /// By RTP sequence numbers (first to highest received, per stream).
+    pub packets_expected: u64,
+    pub packets_lost: u64,
+    pub packet_loss_ratio: Option<f64>,
+    /// Send to receive, of stamped frames (first packet of each frame), both clocks on this host.
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub latency_ms_max: Option<f64>,
+    pub latency_samples: u64,
+    pub server: Option<ServerFigures>,
+    /// Server CPU time divided by packets forwarded in the window (all kinds), in µs.
+    pub server_cpu_us_per_forwarded_packet: Option<f64>,
+    /// Video streams one fully busy core would carry at the measured CPU cost: streams / cores used.
+    pub subscriber_video_streams_per_core: Option<f64>,
+}
+
+/// One receiver's counters for each remote track, keyed by track sid.
+pub type Snapshot = HashMap<String, ReceivedTrackStats>;
+
+/// Totals of the window over every receiver.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub video_streams: u64,
+    pub audio_streams: u64,
+    pub video_bytes: u64,
+    pub audio_bytes: u64,
+    pub packets: u64,
+    pub expected: u64,
+    pub latency: LatencyHistogram,
+}
+
+impl Received {
+    /// Adds what one receiver got between `before` and `after`.
+    pub fn add(&mut self, before: &Snapshot, after: &Snapshot) {
+        for (sid, end) in after {
+            let (packets, bytes, expected, latency) = match before.get(sid) {
+                Some(start) => (
+                    end.packets.saturating_sub(start.packets),
+                    end.bytes.saturating_sub(start.bytes),
+                    end.expected_packets.saturating_sub(start.expected_packets),
+                    end.latency.since(&start.latency),
+                ),
+                None => (
+                    end.packets,
+                    end.bytes,
+                    end.expected_packets,
+                    end.latency.clone(),
+                ),
+            };
+            if packets == 0 {
+                continue;
+            }
+            match end.kind {
+                TrackKind::Video => {
+                    self.video_streams += 1;
+                    self.video_bytes += bytes;
+                }
+                TrackKind::Audio => {
+                    self.audio_streams += 1;
+                    self.audio_bytes += bytes;
+                }
+            }
+            self.packets += packets;
+            self.expected += expected;
+            self.latency.merge(&latency);
+        }
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.packets)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn delta(before: Option<f64>, after: Option<f64>) -> Option<u64> {
+    Some((after? - before?).max(0.0).round() as u64)
+}
+
+/// The server's figures for the window, if both scrapes have them.
+pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<ServerFigures> {
+    let wall = after.at.duration_since(before.at).as_secs_f64();
+    let cpu_seconds = (after.cpu_seconds? - before.cpu_seconds?).max(0.0);
+    let forwarded_packets = delta(before.forwarded_packets, after.forwarded_packets)?;
+    (wall > 0.0).then(|| ServerFigures {
+        cpu_seconds,
+        cpu_cores: cpu_seconds / wall,
+        forwarded_packets,
+        forwarded_packets_per_sec: forwarded_packets as f64 / wall,
+        forwarded_video_packets: delta(before.video_packets_out, after.video_packets_out),
+        forwarded_audio_packets: delta(before.audio_packets_out, after.audio_packets_out),
+        nacks_received: delta(before.nacks_received, after.nacks_received),
+        plis_sent: delta(before.plis_sent, after.plis_sent),
+        rss_bytes: after.rss_bytes.map(|b| b as u64),
+    })
+}
+
+impl Report {
+    /// Fills in every derived figure.
+    pub fn new(
+        config: ReportConfig,
+        participants: usize,
+        join_times: &LatencyHistogram,
+        window: Duration,
+        received: &Received,
+        server: Option<ServerFigures>,
+    ) -> Report {
+        let secs = window.as_secs_f64().max(1e-9);
+        let bps = |bytes: u64| bytes as f64 * 8.0 / secs;
+        let joined = join_times.count() as usize;
+        let cpu_per_packet = server
+            .as_ref()
+            .filter(|s| s.forwarded_packets > 0 && s.cpu_seconds > 0.0)
+            .map(|s| s.cpu_seconds * 1e6 / s.forwarded_packets as f64);
+        let streams_per_core = server
+            .as_ref()
+            .filter(|s| s.cpu_cores > 0.0 && received.video_streams > 0)
+            .map(|s| received.video_streams as f64 / s.cpu_cores);
+        Report {
+            version: REPORT_VERSION,
+            config,
+            participants,
+            joined,
+            join_failures: participants.saturating_sub(joined),
+            join_ms_p50: join_times.quantile(0.5).map(ms),
+            join_ms_p99: join_times.quantile(0.99).map(ms),
+            join_ms_max: join_times.max().map(ms),
+            window_secs: window.as_secs_f64(),
+            video_streams: received.video_streams,
+            audio_streams: received.audio_streams,
+            received_bitrate_bps: bps(received.video_bytes + received.audio_bytes),
+            received_video_bitrate_bps: bps(received.video_bytes),
+            received_audio_bitrate_bps: bps(received.audio_bytes),
+            received_video_bitrate_bps_per_stream: (received.video_streams > 0)
+                .then(|| bps(received.video_bytes) / received.video_streams as f64),
+            packets_received: received.packets,
+            packets_expected: received.expected,
+            packets_lost: received.lost(),
+            packet_loss_ratio: (received.expected > 0)
+                .then(|| received.lost() as f64 / received.expected as f64),
+            latency_ms_p50: received.latency.quantile(0.5).map(ms),
+            latency_ms_p99: received.latency.quantile(0.99).map(ms),
+            latency_ms_max: received.latency.max().map(ms),
+            latency_samples: received.latency.count(),
+            server,
+            server_cpu_us_per_forwarded_packet: cpu_per_packet,
+            subscriber_video_streams_per_core: streams_per_core,
+        }
+    }
+}
+
+struct Opt<T>(Option<T>, &'static str);
+
+impl fmt::Display for Opt<f64> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:.2}{}", self.1),
+            None => write!(f, "n/a"),
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        writeln!(
+            f,
+            "== Chorus load test: {} rooms × ({} publishers + {} subscribers), {:.1} s window",
+            c.rooms, c.publishers_per_room, c.subscribers_per_room, self.window_secs
+        )?;
+        writeln!(
+            f,
+            "joined          {}/{} (p50 {}, p99 {}, max {})",
+            self.joined,
+            self.participants,
+            Opt(self.join_ms_p50, " ms"),
+            Opt(self.join_ms_p99, " ms"),
+            Opt(self.join_ms_max, " ms")
+        )?;
+        writeln!(
+            f,
+            "received        {:.2} Mbit/s ({} video streams at {} each, {} audio streams)",
+            self.received_bitrate_bps / 1e6,
+            self.video_streams,
+            Opt(
+                self.received_video_bitrate_bps_per_stream.map(|b| b / 1e3),
+                " kbit/s"
+            ),
+            self.audio_streams
+        )?;
+        writeln!(
+            f,
+            "packet loss     {} of {} ({})",
+            self.packets_lost,
+            self.packets_expected,
+            Opt(self.packet_loss_ratio.map(|r| r * 100.0), " %")
+        )?;
+        writeln!(
+            f,
+            "latency         p50 {}, p99 {}, max {} ({} frames, send → receive)",
+            Opt(self.latency_ms_p50, " ms"),
+            Opt(self.latency_ms_p99, " ms"),
+            Opt(self.latency_ms_max, " ms"),
+            self.latency_samples
+        )?;
+        match &self.server {
+            Some(s) => {
+                writeln!(
+                    f,
+                    "server          {:.2} CPU s ({:.2} cores), {} packets forwarded ({:.0}/s), NACKs {}, PLIs {}",
+                    s.cpu_seconds,
+                    s.cpu_cores,
+                    s.forwarded_packets,
+                    s.forwarded_packets_per_sec,
+                    s.nacks_received.map_or("n/a".into(), |n| n.to_string()),
+                    s.plis_sent.map_or("n/a".into(), |n| n.to_string()),
+                )?;
+                writeln!(
+                    f,
+                    "server CPU      {} per forwarded packet, {} subscriber video streams per core",
+                    Opt(self.server_cpu_us_per_forwarded_packet, " µs"),
+                    Opt(self.subscriber_video_streams_per_core, ""),
+                )
+            }
+            None => writeln!(f, "server          n/a (no /metrics figures)"),
+        }
+    }
+}

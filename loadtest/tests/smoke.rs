@@ -1,0 +1,94 @@
+//! Smoke run of the load tester against an in-process server on loopback (what `scripts/test.sh` runs): a few
+//! seconds of one room with two publishers (audio + video) and one subscriber. Asserts only that media flowed
+//! and that the report and its JSON are well-formed — never a performance figure. (The server runs in this
+//! process, so its CPU figures include the clients' and are meaningless here; they only have to be present.)
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chorus_signaling::testing::TestServer;
+use clap::Parser;
+use loadtest::{Args, Config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
+    let ts = TestServer::start().await.context("start test server")?;
+    let json = std::env::temp_dir().join(format!("chorus-loadtest-{}.json", std::process::id()));
+    let key = ts.api_key().clone();
+    let url = ts.ws_url();
+    let path = json.display().to_string();
+    let args = Args::try_parse_from([
+        "loadtest",
+        "--url",
+        &url,
+        "--api-key",
+        &key.key,
+        "--api-secret",
+        &key.secret,
+        "--rooms",
+        "1",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "1",
+        "--audio",
+        "--duration",
+        "5s",
+        "--progress-interval",
+        "1s",
+        "--json",
+        &path,
+    ])?;
+    let config = Config::from_args(args)?;
+    let progress = |line: &str| eprintln!("{line}");
+    let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
+        .await
+        .context("load test took over 60 s")??;
+    eprintln!("{report}");
+
+    assert_eq!((report.participants, report.joined), (3, 3));
+    // Each publisher receives the other; the subscriber receives both: 4 video and 4 audio streams.
+    assert_eq!((report.video_streams, report.audio_streams), (4, 4));
+    assert!(report.received_video_bitrate_bps > 0.0);
+    assert!(report.latency_samples > 0 && report.latency_ms_p50.is_some());
+    assert!(report.packets_expected >= report.packets_received.min(report.packets_expected));
+    let server = report
+        .server
+        .as_ref()
+        .context("server figures from /metrics")?;
+    assert!(server.forwarded_packets > 0, "{server:?}");
+    assert!(server.forwarded_video_packets.is_some_and(|n| n > 0));
+    assert!(server.forwarded_audio_packets.is_some_and(|n| n > 0));
+
+    let text = std::fs::read_to_string(&json).context("JSON report written")?;
+    let _ = std::fs::remove_file(&json);
+    let v: serde_json::Value = serde_json::from_str(&text).context("JSON report parses")?;
+    for field in [
+        "version",
+        "config",
+        "participants",
+        "joined",
+        "join_ms_p50",
+        "join_ms_p99",
+        "window_secs",
+        "video_streams",
+        "received_bitrate_bps",
+        "received_video_bitrate_bps_per_stream",
+        "packets_received",
+        "packets_lost",
+        "packet_loss_ratio",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "server",
+        "server_cpu_us_per_forwarded_packet",
+        "subscriber_video_streams_per_core",
+    ] {
+        assert!(v.get(field).is_some(), "JSON report lacks {field}: {text}");
+    }
+    assert_eq!(v["version"], loadtest::REPORT_VERSION);
+    assert_eq!(v["video_streams"], 4);
+    assert!(v["server"]["forwarded_packets"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    Ok(())
+}

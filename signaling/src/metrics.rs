@@ -1,0 +1,324 @@
+//! `GET /metrics`: the server's health in the Prometheus text format.
+//!
+//! Two sources, both read at scrape time: the process collector of the `prometheus` crate
+//! (`process_resident_memory_bytes`, open fds …, one per process) — except `process_cpu_seconds_total`, which
+//! that collector rounds down to whole seconds and which we export from `/proc/self/stat` at clock-tick
+//! resolution (10 ms) instead, because the load tester divides it by packet counts — and the media
+//! workers' counters and gauges ([`chorus_sfu::Sfu::counters`], relaxed atomic loads: a scrape never stops or
+//! messages a worker). Chorus metrics are built afresh on every scrape from those totals, so nothing here is
+//! updated on the packet path. No per-room or per-participant labels; `kind` (audio/video) is the only label.
+//! This file owns the metric names (documented in the README); it must not change room or media state.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chorus_sfu::{WorkerGauges, WorkerStats};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Counter, Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::server::AppState;
+
+/// The process collector, registered once per process (several test servers may share one process).
+fn process_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        if let Err(e) = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::warn!(error = %e, "process metrics unavailable");
+        }
+        registry
+    })
+}
+
+/// The name the process collector and we both use; ours wins (finer resolution).
+const CPU_SECONDS: &str = "process_cpu_seconds_total";
+
+/// User + system CPU time of this process, at clock-tick resolution.
+#[cfg(target_os = "linux")]
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let ticks = procfs::ticks_per_second();
+    (ticks > 0).then(|| (stat.utime + stat.stime) as f64 / ticks as f64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_cpu_seconds() -> Option<f64> {
+    None
+}
+
+/// The process metrics, with a precise `process_cpu_seconds_total`.
+fn process_families() -> prometheus::Result<Vec<MetricFamily>> {
+    let mut families = process_registry().gather();
+    if let Some(seconds) = process_cpu_seconds() {
+        families.retain(|f| f.name() != CPU_SECONDS);
+        let c = Counter::with_opts(Opts::new(
+            CPU_SECONDS,
+            "Total user and system CPU time spent in seconds.",
+        ))?;
+        c.inc_by(seconds);
+        families.extend(prometheus::core::Collector::collect(&c));
+    }
+    Ok(families)
+}
+
+/// What the server knows right now, summed over the media workers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Snapshot {
+    pub rooms: u64,
+    pub workers: u64,
+    pub stats: WorkerStats,
+    pub gauges: WorkerGauges,
+}
+
+impl Snapshot {
+    pub fn read(state: &AppState) -> Snapshot {
+        let sfu = state.registry.sfu();
+        let mut snap = Snapshot {
+            rooms: state.registry.len() as u64,
+            workers: sfu.counters().len() as u64,
+            ..Default::default()
+        };
+        for w in sfu.counters() {
+            snap.stats.accumulate(&w.stats());
+            snap.gauges.accumulate(&w.gauges());
+        }
+        snap
+    }
+}
+
+/// Registers metrics on a scratch registry and sets them to the snapshot's values.
+struct Builder {
+    registry: Registry,
+}
+
+impl Builder {
+    fn counter(&self, name: &str, help: &str, value: u64) -> prometheus::Result<()> {
+        let c = IntCounter::with_opts(Opts::new(name, help))?;
+        c.inc_by(value);
+        self.registry.register(Box::new(c))
+    }
+
+    fn gauge(&self, name: &str, help: &str, value: u64) -> prometheus::Result<()> {
+        let g = IntGauge::with_opts(Opts::new(name, help))?;
+        g.set(i64::try_from(value).unwrap_or(i64::MAX));
+        self.registry.register(Box::new(g))
+    }
+
+    fn by_kind(&self, name: &str, help: &str, audio: u64, video: u64) -> prometheus::Result<()> {
+        let c = IntCounterVec::new(Opts::new(name, help), &["kind"])?;
+        c.with_label_values(&["audio"]).inc_by(audio);
+        c.with_label_values(&["video"]).inc_by(video);
+        self.registry.register(Box::new(c))
+    }
+}
+
+/// The Chorus metric families for `snap`.
+pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
+    let b = Builder {
+        registry: Registry::new(),
+    };
+    let (s, g) = (&snap.stats, &snap.gauges);
+    b.gauge("chorus_rooms", "Open rooms.", snap.rooms)?;
+    b.gauge(
+        "chorus_participants",
+        "Participants with media on a worker.",
+        g.participants,
+    )?;
+    b.gauge(
+        "chorus_tracks_published",
+        "Published tracks.",
+        g.tracks_published,
+    )?;
+    b.gauge(
+        "chorus_tracks_subscribed",
+        "Subscriptions: (subscriber, track) pairs.",
+        g.tracks_subscribed,
+    )?;
+    b.gauge(
+        "chorus_media_workers",
+        "Media worker threads.",
+        snap.workers,
+    )?;
+    b.counter(
+        "chorus_forwarded_packets_total",
+        "RTP packets written to subscribers (one per subscriber a packet went to).",
+        s.rtp_forwarded,
+    )?;
+    b.counter(
+        "chorus_rtp_packets_in_total",
+        "RTP packets received from publishers (after SRTP).",
+        s.rtp_in,
+    )?;
+    b.by_kind(
+        "chorus_media_packets_in_total",
+        "Publisher RTP packets on known tracks, by kind.",
+        s.audio_packets_in,
+        s.video_packets_in,
+    )?;
+    b.by_kind(
+        "chorus_media_bytes_in_total",
+        "Publisher RTP payload bytes on known tracks, by kind.",
+        s.audio_bytes_in,
+        s.video_bytes_in,
+    )?;
+    b.by_kind(
+        "chorus_media_packets_out_total",
+        "RTP packets written to subscribers, by kind.",
+        s.audio_packets_out,
+        s.video_packets_out,
+    )?;
+    b.by_kind(
+        "chorus_media_bytes_out_total",
+        "RTP payload bytes written to subscribers, by kind.",
+        s.audio_bytes_out,
+        s.video_bytes_out,
+    )?;
+    b.counter(
+        "chorus_udp_datagrams_in_total",
+        "UDP datagrams received by the media workers.",
+        s.datagrams_in,
+    )?;
+    b.counter(
+        "chorus_udp_bytes_in_total",
+        "UDP payload bytes received by the media workers.",
+        s.bytes_in,
+    )?;
+    b.counter(
+        "chorus_udp_datagrams_out_total",
+        "UDP datagrams sent by the media workers.",
+        s.datagrams_out,
+    )?;
+    b.counter(
+        "chorus_udp_bytes_out_total",
+        "UDP payload bytes sent by the media workers.",
+        s.bytes_out,
+    )?;
+    b.counter(
+        "chorus_udp_send_errors_total",
+        "Failed UDP sends.",
+        s.send_errors,
+    )?;
+    b.counter(
+        "chorus_datagrams_unrouted_total",
+        "Datagrams that matched no peer connection (dropped).",
+        s.datagrams_unrouted,
+    )?;
+    b.counter(
+        "chorus_nacks_received_total",
+        "RTCP NACKs received from subscribers.",
+        s.nacks_received,
+    )?;
+    b.counter(
+        "chorus_keyframe_requests_received_total",
+        "PLI/FIR received from subscribers.",
+        s.keyframe_requests_received,
+    )?;
+    b.counter(
+        "chorus_plis_sent_total",
+        "Keyframe requests (PLI) sent to publishers.",
+        s.keyframe_requests,
+    )?;
+    b.counter(
+        "chorus_layer_switches_total",
+        "Subscriptions that moved to another simulcast layer.",
+        s.layer_switches,
+    )?;
+    b.counter(
+        "chorus_streams_paused_total",
+        "Subscriptions paused because the subscriber's downlink could not carry even the lowest layer.",
+        s.streams_paused,
+    )?;
+    b.counter(
+        "chorus_streams_resumed_total",
+        "Subscriptions resumed after a bandwidth pause.",
+        s.streams_resumed,
+    )?;
+    b.counter(
+        "chorus_participant_faults_total",
+        "Participants ended by an internal fault in the media engine.",
+        s.participant_faults,
+    )?;
+    Ok(b.registry.gather())
+}
+
+/// The whole `/metrics` body.
+pub fn render(state: &AppState) -> Result<String, prometheus::Error> {
+    let mut all = process_families()?;
+    all.extend(families(&Snapshot::read(state))?);
+    TextEncoder::new().encode_to_string(&all)
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    match render(&state) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, TextEncoder::new().format_type())],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_renders_with_its_value() {
+        let mut snap = Snapshot {
+            rooms: 2,
+            workers: 1,
+            ..Default::default()
+        };
+        snap.stats.rtp_forwarded = 1234;
+        snap.stats.count_in(chorus_sfu::MediaKind::Video, 1000);
+        snap.gauges.participants = 5;
+        let fams = families(&snap).expect("valid metric names");
+        let text = TextEncoder::new().encode_to_string(&fams).expect("encodes");
+        assert!(text.contains("# TYPE chorus_forwarded_packets_total counter"));
+        assert!(text.contains("\nchorus_forwarded_packets_total 1234\n"));
+        assert!(text.contains("\nchorus_rooms 2\n"));
+        assert!(text.contains("\nchorus_participants 5\n"));
+        assert!(text.contains("chorus_media_bytes_in_total{kind=\"video\"} 1000\n"));
+        assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
+        assert_eq!(fams.len(), 24);
+    }
+
+    #[test]
+    fn process_metrics_are_exported_on_linux() {
+        // Burn a little CPU so the counter has something to show at 10 ms resolution.
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        assert_ne!(x, 1);
+        let fams = process_families().expect("valid process metrics");
+        let text = TextEncoder::new().encode_to_string(&fams).expect("encodes");
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                text.matches("# TYPE process_cpu_seconds_total").count(),
+                1,
+                "{text}"
+            );
+            let cpu: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+                .and_then(|v| v.parse().ok())
+                .expect("a cpu sample");
+            assert!(cpu > 0.0, "{text}");
+            assert!(text.contains("process_resident_memory_bytes"), "{text}");
+        }
+    }
+}
