@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod dev_keys;
 pub mod server;
+pub mod store;
 pub mod testing;
 
 mod assets;
