@@ -24,12 +24,14 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 10;
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_ROOM_EMPTY_TIMEOUT_SECS: u64 = 20;
 
 /// Bounds checked by [`Config::into_settings`].
 const MAX_WORKERS: usize = 1024;
 const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 4 * 1024..=1024 * 1024;
 const MAX_RESUME_WINDOW_SECS: u64 = 3600;
 const PING_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 1..=300;
+const MAX_ROOM_EMPTY_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// Everything an operator can configure. Every field has a default, so an empty file (or none) is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,7 +52,7 @@ pub struct Config {
     pub node_ip: Option<IpAddr>,
     /// Media worker threads (one UDP port each). Default: the number of CPUs.
     pub workers: Option<usize>,
-    /// Directory for server state (dev keys). Default `./.chorus`.
+    /// Directory for server state: dev keys and the embedded store (`chorus.db`, SQLite). Default `./.chorus`.
     pub data_dir: PathBuf,
     /// API keys whose tokens are accepted; the first one signs `chorus token` by default. Secrets must be at least
     /// 32 bytes. None at all means dev mode. Default: none.
@@ -65,6 +67,9 @@ pub struct Config {
     /// Log filter (`tracing` env-filter syntax, e.g. `info,chorus_sfu=debug`); `RUST_LOG` overrides it.
     /// Default `info`.
     pub log: String,
+    /// Seconds a room stays open without participants before it closes (0 = at once when the last one
+    /// leaves); also the default for rooms created through the API. Default 20.
+    pub room_empty_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -82,6 +87,7 @@ impl Default for Config {
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
             ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             log: DEFAULT_LOG.to_owned(),
+            room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
         }
     }
 }
@@ -143,6 +149,9 @@ pub struct ServerArgs {
     /// Log filter, e.g. `info,chorus_sfu=debug`; RUST_LOG overrides it [default: info]
     #[arg(long, value_name = "FILTER", env = "CHORUS_LOG")]
     pub log: Option<String>,
+    /// Seconds an empty room stays open (0 = close when the last participant leaves) [default: 20]
+    #[arg(long, value_name = "SECS", env = "CHORUS_ROOM_EMPTY_TIMEOUT_SECS")]
+    pub room_empty_timeout_secs: Option<u64>,
 }
 
 impl Config {
@@ -226,6 +235,10 @@ impl Config {
         set(&mut self.resume_window_secs, &args.resume_window_secs);
         set(&mut self.ping_interval_secs, &args.ping_interval_secs);
         set(&mut self.log, &args.log);
+        set(
+            &mut self.room_empty_timeout_secs,
+            &args.room_empty_timeout_secs,
+        );
     }
 
     /// Dev mode: no API keys configured anywhere.
@@ -312,6 +325,12 @@ impl Config {
             self.ping_interval_secs
         );
 
+        ensure!(
+            self.room_empty_timeout_secs <= MAX_ROOM_EMPTY_TIMEOUT_SECS,
+            "room_empty_timeout_secs must be at most {MAX_ROOM_EMPTY_TIMEOUT_SECS}, not {}",
+            self.room_empty_timeout_secs
+        );
+
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
             let keys = KeyStore::new(vec![dev.api_key.clone()])
@@ -335,6 +354,8 @@ impl Config {
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
+            data_dir: Some(self.data_dir.clone()),
+            room_empty_timeout: Duration::from_secs(self.room_empty_timeout_secs),
         };
         Ok((settings, dev_keys))
     }
