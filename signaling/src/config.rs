@@ -70,6 +70,8 @@ pub struct Config {
     /// Seconds a room stays open without participants before it closes (0 = at once when the last one
     /// leaves); also the default for rooms created through the API. Default 20.
     pub room_empty_timeout_secs: u64,
+    /// Webhook endpoints and delivery policy (`[webhooks]`). Default: none.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             log: DEFAULT_LOG.to_owned(),
             room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -152,6 +155,17 @@ pub struct ServerArgs {
     /// Seconds an empty room stays open (0 = close when the last participant leaves) [default: 20]
     #[arg(long, value_name = "SECS", env = "CHORUS_ROOM_EMPTY_TIMEOUT_SECS")]
     pub room_empty_timeout_secs: Option<u64>,
+    /// Webhook endpoint (repeatable; replaces webhooks.urls of the file) [default: none]
+    #[arg(
+        long = "webhook-url",
+        value_name = "URL",
+        env = "CHORUS_WEBHOOK_URLS",
+        value_delimiter = ','
+    )]
+    pub webhook_urls: Vec<String>,
+    /// Allow webhook endpoints on loopback/private/link-local addresses [default: false]
+    #[arg(long, env = "CHORUS_WEBHOOK_ALLOW_PRIVATE_URLS")]
+    pub webhook_allow_private_urls: bool,
 }
 
 impl Config {
@@ -239,6 +253,12 @@ impl Config {
             &mut self.room_empty_timeout_secs,
             &args.room_empty_timeout_secs,
         );
+        if !args.webhook_urls.is_empty() {
+            self.webhooks.urls.clone_from(&args.webhook_urls);
+        }
+        if args.webhook_allow_private_urls {
+            self.webhooks.allow_private_urls = true;
+        }
     }
 
     /// Dev mode: no API keys configured anywhere.
@@ -331,6 +351,8 @@ impl Config {
             self.room_empty_timeout_secs
         );
 
+        let webhooks = self.webhooks.clone().into_settings()?;
+
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
             let keys = KeyStore::new(vec![dev.api_key.clone()])
@@ -356,10 +378,15 @@ impl Config {
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             data_dir: Some(self.data_dir.clone()),
             room_empty_timeout: Duration::from_secs(self.room_empty_timeout_secs),
+            webhooks,
         };
         Ok((settings, dev_keys))
     }
 }
+
+mod webhooks;
+
+pub use webhooks::WebhookConfig;
 
 #[cfg(test)]
 mod tests;

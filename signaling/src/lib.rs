@@ -11,6 +11,7 @@ pub mod server;
 pub mod store;
 pub mod testing;
 pub mod tls;
+pub mod webhooks;
 
 mod assets;
 mod ids;

@@ -19,6 +19,7 @@ use crate::auth::{Grants, KeyStore, TokenRequest};
 use crate::room::{NoObserver, Registry, RoomSettings};
 use crate::session::{self, RtcQuery};
 use crate::store::Store;
+use crate::webhooks::WebhookSettings;
 
 /// Frames beyond this close the WebSocket outright; below it, `max_message_bytes` gives a protocol error.
 const WS_HARD_LIMIT: usize = 1024 * 1024;
@@ -45,6 +46,8 @@ pub struct ServerSettings {
     pub data_dir: Option<PathBuf>,
     /// How long a room stays open without participants (rooms created by a join; the API's default).
     pub room_empty_timeout: Duration,
+    /// Webhook endpoints and delivery policy (no URLs: no webhooks).
+    pub webhooks: WebhookSettings,
 }
 
 pub struct AppInner {
@@ -95,6 +98,22 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
     let store = Store::open_sqlite(settings.data_dir.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let observer: Arc<dyn crate::room::RoomObserver> = if settings.webhooks.urls.is_empty() {
+        Arc::new(NoObserver)
+    } else {
+        let key = settings
+            .keys
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("webhooks need an API key to sign with"))?;
+        crate::webhooks::start(
+            settings.webhooks.clone(),
+            key,
+            store.clone(),
+            shutdown_rx.clone(),
+        )?
+    };
     let sfu = Arc::new(chorus_sfu::Sfu::start(&settings.sfu)?);
     let media_addrs = sfu.workers().iter().map(|w| w.local_addr()).collect();
     let registry = Registry::new(
@@ -104,7 +123,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
             ping_interval: settings.ping_interval,
             empty_timeout: settings.room_empty_timeout,
         },
-        Arc::new(NoObserver),
+        observer,
     );
     let state: AppState = Arc::new(AppInner {
         keys: settings.keys,
@@ -119,7 +138,6 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let (shutdown, mut shutdown_rx) = watch::channel(false);
     let app = router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -54,6 +54,7 @@ impl TestServer {
             ping_interval: Duration::from_secs(5),
             data_dir: None,
             room_empty_timeout: Duration::from_secs(crate::config::DEFAULT_ROOM_EMPTY_TIMEOUT_SECS),
+            webhooks: Default::default(),
         };
         tweak(&mut settings);
         let keys = KeyStore::new(vec![key.clone()])?;
