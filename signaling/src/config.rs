@@ -33,6 +33,17 @@ const MAX_RESUME_WINDOW_SECS: u64 = 3600;
 const PING_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 1..=300;
 const MAX_ROOM_EMPTY_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields (participant, room) of each event.
+    Json,
+}
+
 /// Everything an operator can configure. Every field has a default, so an empty file (or none) is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,6 +78,8 @@ pub struct Config {
     /// Log filter (`tracing` env-filter syntax, e.g. `info,chorus_sfu=debug`); `RUST_LOG` overrides it.
     /// Default `info`.
     pub log: String,
+    /// Log line format: `text` for people, `json` (one object per line) for machines. Default `text`.
+    pub log_format: LogFormat,
     /// Seconds a room stays open without participants before it closes (0 = at once when the last one
     /// leaves); also the default for rooms created through the API. Default 20.
     pub room_empty_timeout_secs: u64,
@@ -89,6 +102,7 @@ impl Default for Config {
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
             ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             log: DEFAULT_LOG.to_owned(),
+            log_format: LogFormat::Text,
             room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
             webhooks: WebhookConfig::default(),
         }
@@ -152,6 +166,9 @@ pub struct ServerArgs {
     /// Log filter, e.g. `info,chorus_sfu=debug`; RUST_LOG overrides it [default: info]
     #[arg(long, value_name = "FILTER", env = "CHORUS_LOG")]
     pub log: Option<String>,
+    /// Log line format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", env = "CHORUS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Seconds an empty room stays open (0 = close when the last participant leaves) [default: 20]
     #[arg(long, value_name = "SECS", env = "CHORUS_ROOM_EMPTY_TIMEOUT_SECS")]
     pub room_empty_timeout_secs: Option<u64>,
@@ -249,6 +266,7 @@ impl Config {
         set(&mut self.resume_window_secs, &args.resume_window_secs);
         set(&mut self.ping_interval_secs, &args.ping_interval_secs);
         set(&mut self.log, &args.log);
+        set(&mut self.log_format, &args.log_format);
         set(
             &mut self.room_empty_timeout_secs,
             &args.room_empty_timeout_secs,
