@@ -265,3 +265,27 @@ async fn the_last_failed_attempt_leaves_a_dead_letter() {
     let attempts = receiver.hits().len();
     assert_eq!(attempts, 8, "two attempts per event");
 }
+
+#[tokio::test]
+async fn a_stuck_endpoint_does_not_hold_up_another() {
+    let key = TestServer::random_key();
+    let (stuck, stuck_url) = Receiver::start(&key.secret).await;
+    stuck.0.hold.send_replace(true);
+    let (healthy, healthy_url) = Receiver::start(&key.secret).await;
+    let ts = TestServer::start_with_key(key, |s| {
+        webhook_settings(&stuck_url, s);
+        s.webhooks.urls.push(healthy_url.clone());
+    })
+    .await
+    .expect("server starts");
+    short_call(&ts, "both").await;
+    let delivered = healthy.wait_for("both", CALL.len()).await;
+    assert_eq!(kinds(&delivered), CALL, "{delivered:?}");
+    assert!(stuck.delivered("both").is_empty());
+    assert_eq!(
+        stuck.hits().len(),
+        1,
+        "one request waits, the rest queue behind it"
+    );
+    stuck.0.hold.send_replace(false);
+}

@@ -1,14 +1,16 @@
 //! The delivery loop: takes due queue heads from the store (one per endpoint and room, so order holds), POSTs
-//! them signed, and records the outcome: done (2xx), retry later with exponential backoff, or dead letter after
-//! `max_attempts`. A delivery interrupted by shutdown stays queued and goes out after the next start
-//! (at least once). Redirects are not followed and DNS answers are filtered (`address.rs`).
+//! each in its own task, and records the outcome: done (2xx), retry later with exponential backoff, or dead letter
+//! after `max_attempts`. A slow endpoint delays only its own rooms' events. A delivery interrupted by shutdown stays
+//! queued and goes out after the next start (at least once). Redirects are not followed and DNS answers are
+//! filtered (`address.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::future::join_all;
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::{watch, Notify};
+use tokio::task::{Id, JoinError, JoinSet};
 
 use super::address::GuardedResolver;
 use super::sign::{signature, KEY_HEADER, SIGNATURE_HEADER};
@@ -16,10 +18,10 @@ use super::{WebhookError, WebhookSettings};
 use crate::auth::ApiKey;
 use crate::store::{PendingDelivery, Store};
 
-/// Most deliveries attempted at once (each to a different endpoint/room).
-const BATCH: usize = 32;
+/// Most deliveries in flight at once (each to a different endpoint/room).
+const MAX_IN_FLIGHT: usize = 32;
 /// Longest sleep between queue checks when nothing wakes the loop.
-const IDLE_POLL: Duration = Duration::from_secs(5);
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -75,34 +77,58 @@ impl Sender {
     }
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        // Queue rows being delivered, by task. A row leaves this map only once its task has finished, i.e. after
+        // its outcome is in the store, and only before the next `due` query: so a query never hands out again a
+        // row whose delivery already ended.
+        let mut in_flight: HashMap<Id, i64> = HashMap::new();
+        // Dropped on shutdown, which aborts deliveries in flight (their rows stay queued).
+        let mut tasks = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let due = match self.store.webhooks.due(now_ms(), BATCH).await {
+            while let Some(done) = tasks.try_join_next_with_id() {
+                finished(&mut in_flight, done);
+            }
+            let limit = MAX_IN_FLIGHT + in_flight.len();
+            let due = match this.store.webhooks.due(now_ms(), limit).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the webhook queue");
                     Vec::new()
                 }
             };
-            if !due.is_empty() {
-                tokio::select! {
-                    _ = join_all(due.into_iter().map(|d| self.deliver(d))) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+            let mut started = 0;
+            for d in due {
+                if in_flight.len() >= MAX_IN_FLIGHT || in_flight.values().any(|id| *id == d.id) {
+                    continue;
                 }
+                started += 1;
+                let (sender, id) = (this.clone(), d.id);
+                let task = tasks.spawn(async move { sender.deliver(d).await });
+                in_flight.insert(task.id(), id);
+            }
+            if started > 0 {
                 continue;
             }
-            let wait = match self.store.webhooks.next_due_ms().await {
-                Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now_ms())).min(IDLE_POLL),
+            // Nothing new to start: sleep until the next retry is due, an event is queued or a delivery ends.
+            let wait = match this.store.webhooks.next_due_ms().await {
+                Ok(Some(at)) if at > now_ms() => {
+                    Duration::from_millis(at.saturating_sub(now_ms())).min(IDLE_POLL)
+                }
                 _ => IDLE_POLL,
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
+                _ = this.wake.notified() => {}
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    finished(&mut in_flight, done);
+                }
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
+        tasks.abort_all();
         tracing::debug!("webhook delivery stopped");
     }
 
@@ -156,6 +182,18 @@ impl Sender {
             Err(format!("HTTP {}", status.as_u16()))
         }
     }
+}
+
+/// Forgets a finished delivery task (a panicked one too: its row stays queued and is tried again).
+fn finished(in_flight: &mut HashMap<Id, i64>, done: Result<(Id, ()), JoinError>) {
+    let id = match done {
+        Ok((id, ())) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook delivery task failed");
+            e.id()
+        }
+    };
+    in_flight.remove(&id);
 }
 
 #[cfg(test)]
