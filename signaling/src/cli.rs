@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
 
-use chorus_signaling::config::{Config, ServerArgs};
+use chorus_signaling::config::{Config, LogFormat, ServerArgs};
 use chorus_signaling::dev_keys::DevKeys;
 
 mod token;
@@ -71,7 +71,7 @@ pub fn main() -> ExitCode {
 
 fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let config = Config::from_server_args(&args)?;
-    init_tracing(&config.log)?;
+    init_tracing(&config.log, config.log_format)?;
     let (settings, dev) = config.into_settings()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,8 +119,8 @@ async fn run(
     }
 }
 
-/// Logging: `RUST_LOG` if set, else the configured filter.
-fn init_tracing(log: &str) -> anyhow::Result<()> {
+/// Logging: `RUST_LOG` if set, else the configured filter; text or JSON lines.
+fn init_tracing(log: &str, format: LogFormat) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.trim().is_empty() => {
@@ -128,10 +128,12 @@ fn init_tracing(log: &str) -> anyhow::Result<()> {
         }
         _ => EnvFilter::try_new(log).with_context(|| format!("invalid log filter `{log}`"))?,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .try_init()
-        .map_err(|e| anyhow!("cannot set up logging: {e}"))
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    }
+    .map_err(|e| anyhow!("cannot set up logging: {e}"))
 }
 
 fn dev_banner(dev: &DevKeys, http_addr: SocketAddr) -> String {
@@ -182,6 +184,16 @@ mod tests {
         let parsed = cli(&["serve", "--workers", "2"]).expect("parse");
         assert!(matches!(parsed.command, Some(Command::Serve(ref a)) if a.workers == Some(2)));
         assert!(cli(&[]).expect("parse").command.is_none());
+    }
+
+    #[test]
+    fn log_format_flag() {
+        let parsed = cli(&["--log-format", "json"]).expect("parse");
+        assert_eq!(parsed.serve.log_format, Some(LogFormat::Json));
+        assert!(cli(&["--log-format", "xml"]).is_err());
+        let config = Config::from_toml_str("log_format = \"json\"").expect("toml");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(Config::from_toml_str("log_format = \"xml\"").is_err());
     }
 
     #[test]

@@ -24,12 +24,25 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 10;
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_ROOM_EMPTY_TIMEOUT_SECS: u64 = 20;
 
 /// Bounds checked by [`Config::into_settings`].
 const MAX_WORKERS: usize = 1024;
 const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 4 * 1024..=1024 * 1024;
 const MAX_RESUME_WINDOW_SECS: u64 = 3600;
 const PING_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 1..=300;
+const MAX_ROOM_EMPTY_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields (participant, room) of each event.
+    Json,
+}
 
 /// Everything an operator can configure. Every field has a default, so an empty file (or none) is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,7 +63,7 @@ pub struct Config {
     pub node_ip: Option<IpAddr>,
     /// Media worker threads (one UDP port each). Default: the number of CPUs.
     pub workers: Option<usize>,
-    /// Directory for server state (dev keys). Default `./.chorus`.
+    /// Directory for server state: dev keys and the embedded store (`chorus.db`, SQLite). Default `./.chorus`.
     pub data_dir: PathBuf,
     /// API keys whose tokens are accepted; the first one signs `chorus token` by default. Secrets must be at least
     /// 32 bytes. None at all means dev mode. Default: none.
@@ -65,6 +78,13 @@ pub struct Config {
     /// Log filter (`tracing` env-filter syntax, e.g. `info,chorus_sfu=debug`); `RUST_LOG` overrides it.
     /// Default `info`.
     pub log: String,
+    /// Log line format: `text` for people, `json` (one object per line) for machines. Default `text`.
+    pub log_format: LogFormat,
+    /// Seconds a room stays open without participants before it closes (0 = at once when the last one
+    /// leaves); also the default for rooms created through the API. Default 20.
+    pub room_empty_timeout_secs: u64,
+    /// Webhook endpoints and delivery policy (`[webhooks]`). Default: none.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for Config {
@@ -82,6 +102,9 @@ impl Default for Config {
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
             ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
             log: DEFAULT_LOG.to_owned(),
+            log_format: LogFormat::Text,
+            room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -143,6 +166,23 @@ pub struct ServerArgs {
     /// Log filter, e.g. `info,chorus_sfu=debug`; RUST_LOG overrides it [default: info]
     #[arg(long, value_name = "FILTER", env = "CHORUS_LOG")]
     pub log: Option<String>,
+    /// Log line format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", env = "CHORUS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Seconds an empty room stays open (0 = close when the last participant leaves) [default: 20]
+    #[arg(long, value_name = "SECS", env = "CHORUS_ROOM_EMPTY_TIMEOUT_SECS")]
+    pub room_empty_timeout_secs: Option<u64>,
+    /// Webhook endpoint (repeatable; replaces webhooks.urls of the file) [default: none]
+    #[arg(
+        long = "webhook-url",
+        value_name = "URL",
+        env = "CHORUS_WEBHOOK_URLS",
+        value_delimiter = ','
+    )]
+    pub webhook_urls: Vec<String>,
+    /// Allow webhook endpoints on loopback/private/link-local addresses [default: false]
+    #[arg(long, env = "CHORUS_WEBHOOK_ALLOW_PRIVATE_URLS")]
+    pub webhook_allow_private_urls: bool,
 }
 
 impl Config {
@@ -226,6 +266,17 @@ impl Config {
         set(&mut self.resume_window_secs, &args.resume_window_secs);
         set(&mut self.ping_interval_secs, &args.ping_interval_secs);
         set(&mut self.log, &args.log);
+        set(&mut self.log_format, &args.log_format);
+        set(
+            &mut self.room_empty_timeout_secs,
+            &args.room_empty_timeout_secs,
+        );
+        if !args.webhook_urls.is_empty() {
+            self.webhooks.urls.clone_from(&args.webhook_urls);
+        }
+        if args.webhook_allow_private_urls {
+            self.webhooks.allow_private_urls = true;
+        }
     }
 
     /// Dev mode: no API keys configured anywhere.
@@ -312,6 +363,14 @@ impl Config {
             self.ping_interval_secs
         );
 
+        ensure!(
+            self.room_empty_timeout_secs <= MAX_ROOM_EMPTY_TIMEOUT_SECS,
+            "room_empty_timeout_secs must be at most {MAX_ROOM_EMPTY_TIMEOUT_SECS}, not {}",
+            self.room_empty_timeout_secs
+        );
+
+        let webhooks = self.webhooks.clone().into_settings()?;
+
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
             let keys = KeyStore::new(vec![dev.api_key.clone()])
@@ -335,10 +394,17 @@ impl Config {
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
+            data_dir: Some(self.data_dir.clone()),
+            room_empty_timeout: Duration::from_secs(self.room_empty_timeout_secs),
+            webhooks,
         };
         Ok((settings, dev_keys))
     }
 }
+
+mod webhooks;
+
+pub use webhooks::WebhookConfig;
 
 #[cfg(test)]
 mod tests;

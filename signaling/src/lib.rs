@@ -3,12 +3,16 @@
 //! Owns the outside world — tokens, configuration, the room registry and the JSON protocol — and drives the media
 //! workers through `chorus_sfu::Command`s.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dev_keys;
 pub mod metrics;
 pub mod server;
+pub mod store;
 pub mod testing;
+pub mod tls;
+pub mod webhooks;
 
 mod assets;
 mod ids;

@@ -1,6 +1,8 @@
-//! Starting the server: HTTP routes, the WebSocket endpoint, the SFU workers; and stopping it.
+//! Starting the server: HTTP routes, the WebSocket endpoint, the server API (`api/`), the store, the SFU workers;
+//! and stopping it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +16,10 @@ use tokio::sync::watch;
 
 use crate::assets;
 use crate::auth::{Grants, KeyStore, TokenRequest};
-use crate::room::{Registry, RoomSettings};
+use crate::room::{NoObserver, Registry, RoomSettings};
 use crate::session::{self, RtcQuery};
+use crate::store::Store;
+use crate::webhooks::WebhookSettings;
 
 /// Frames beyond this close the WebSocket outright; below it, `max_message_bytes` gives a protocol error.
 const WS_HARD_LIMIT: usize = 1024 * 1024;
@@ -38,6 +42,12 @@ pub struct ServerSettings {
     pub resume_window: Duration,
     /// Keepalive interval suggested to clients; three silent intervals count as a drop.
     pub ping_interval: Duration,
+    /// Where the embedded store (SQLite) keeps its file; `None` keeps it in memory (tests).
+    pub data_dir: Option<PathBuf>,
+    /// How long a room stays open without participants (rooms created by a join; the API's default).
+    pub room_empty_timeout: Duration,
+    /// Webhook endpoints and delivery policy (no URLs: no webhooks).
+    pub webhooks: WebhookSettings,
 }
 
 pub struct AppInner {
@@ -46,6 +56,8 @@ pub struct AppInner {
     pub max_message_bytes: usize,
     pub ping_interval: Duration,
     pub dev_mode: bool,
+    pub store: Store,
+    pub room_empty_timeout: Duration,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -82,6 +94,26 @@ impl RunningServer {
 
 /// Bind every socket, start the media workers and serve.
 pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
+    crate::tls::install_crypto_provider();
+    let store = Store::open_sqlite(settings.data_dir.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let observer: Arc<dyn crate::room::RoomObserver> = if settings.webhooks.urls.is_empty() {
+        Arc::new(NoObserver)
+    } else {
+        let key = settings
+            .keys
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("webhooks need an API key to sign with"))?;
+        crate::webhooks::start(
+            settings.webhooks.clone(),
+            key,
+            store.clone(),
+            shutdown_rx.clone(),
+        )?
+    };
     let sfu = Arc::new(chorus_sfu::Sfu::start(&settings.sfu)?);
     let media_addrs = sfu.workers().iter().map(|w| w.local_addr()).collect();
     let registry = Registry::new(
@@ -89,7 +121,9 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         RoomSettings {
             resume_window: settings.resume_window,
             ping_interval: settings.ping_interval,
+            empty_timeout: settings.room_empty_timeout,
         },
+        observer,
     );
     let state: AppState = Arc::new(AppInner {
         keys: settings.keys,
@@ -97,12 +131,13 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         max_message_bytes: settings.max_message_bytes,
         ping_interval: settings.ping_interval,
         dev_mode: settings.dev_mode,
+        store,
+        room_empty_timeout: settings.room_empty_timeout,
     });
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let (shutdown, mut shutdown_rx) = watch::channel(false);
     let app = router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -129,7 +164,8 @@ fn router(state: AppState) -> Router {
         .route("/sdk/{file}", get(assets::sdk_module))
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::handler))
-        .route("/rtc", get(rtc));
+        .route("/rtc", get(rtc))
+        .merge(crate::api::router());
     if state.dev_mode {
         app = app.route("/dev/token", get(dev_token));
     }

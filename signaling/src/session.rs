@@ -176,6 +176,7 @@ async fn join(
             .check_room(room)
             .map_err(|e| ErrorMessage::new(e.code(), e.to_string()))?;
     }
+    crate::api::revocation::check_not_revoked(&state.store, &token).await?;
     let room_name = token.room.clone();
     let (room, attached) = match req.resume {
         Some(resume) => {

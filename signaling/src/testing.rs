@@ -21,10 +21,23 @@ impl TestServer {
 
     /// Start a server after letting `tweak` adjust the settings.
     pub async fn start_with(tweak: impl FnOnce(&mut ServerSettings)) -> anyhow::Result<TestServer> {
-        let key = ApiKey {
+        Self::start_with_key(Self::random_key(), tweak).await
+    }
+
+    /// A fresh random API key (to start several servers with the same key, e.g. across a restart).
+    pub fn random_key() -> ApiKey {
+        ApiKey {
             key: format!("test-{}", crate::ids::random_string(6)),
             secret: crate::ids::random_string(40),
-        };
+        }
+    }
+
+    /// Start a server with the API key `key` after letting `tweak` adjust the settings. The store is in memory
+    /// unless `tweak` sets `data_dir`.
+    pub async fn start_with_key(
+        key: ApiKey,
+        tweak: impl FnOnce(&mut ServerSettings),
+    ) -> anyhow::Result<TestServer> {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut settings = ServerSettings {
             http_addr: SocketAddr::new(loopback, 0),
@@ -39,6 +52,9 @@ impl TestServer {
             max_message_bytes: chorus_protocol::DEFAULT_MAX_MESSAGE_BYTES,
             resume_window: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
+            data_dir: None,
+            room_empty_timeout: Duration::from_secs(crate::config::DEFAULT_ROOM_EMPTY_TIMEOUT_SECS),
+            webhooks: Default::default(),
         };
         tweak(&mut settings);
         let keys = KeyStore::new(vec![key.clone()])?;
@@ -75,6 +91,18 @@ impl TestServer {
                 not_before: None,
             })
             .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+
+    /// A server-API token with every admin grant (what `chorus token --admin` prints).
+    pub fn admin_token(&self) -> String {
+        self.keys
+            .issue_admin_at(None, Duration::from_secs(600), crate::auth::now_unix_secs())
+            .unwrap_or_else(|e| panic!("admin token: {e}"))
+    }
+
+    /// The base URL of the server API, e.g. `http://127.0.0.1:1234/v1`.
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.http_url())
     }
 
     /// The API key and secret, to hand-craft tokens in tests.

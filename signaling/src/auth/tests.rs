@@ -66,6 +66,7 @@ fn round_trip() {
                 ..Grants::default()
             },
             expires_at: NOW + 600,
+            issued_at: Some(NOW),
         }
     );
 }

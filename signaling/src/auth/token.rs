@@ -111,8 +111,8 @@ impl KeyStore {
         let grants = grants_claim(&claims)?;
         let expires_at = numeric_date(&claims, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
         let not_before = numeric_date(&claims, "nbf")?;
-        // `iat` is informational; only its type is checked.
-        numeric_date(&claims, "iat")?;
+        // `iat` is informational except for revocations (`VerifiedToken::issued_at`).
+        let issued_at = numeric_date(&claims, "iat")?;
 
         if now_unix_secs >= expires_at.saturating_add(LEEWAY_SECS) {
             return Err(AuthError::Expired);
@@ -127,6 +127,7 @@ impl KeyStore {
             room: room.to_owned(),
             grants,
             expires_at,
+            issued_at,
         })
     }
 
@@ -165,7 +166,7 @@ impl KeyStore {
         .map_err(|e| AuthError::Signing(e.to_string()))
     }
 
-    fn signing_key(&self, key: Option<&str>) -> Result<&ApiKey, AuthError> {
+    pub(super) fn signing_key(&self, key: Option<&str>) -> Result<&ApiKey, AuthError> {
         match key {
             Some(id) => self
                 .get(id)
@@ -176,7 +177,7 @@ impl KeyStore {
 }
 
 /// Splits a compact JWS into its header and payload parts, refusing anything not shaped like one.
-fn split(token: &str) -> Result<(&str, &str), AuthError> {
+pub(super) fn split(token: &str) -> Result<(&str, &str), AuthError> {
     if token.is_empty() {
         return Err(AuthError::Malformed("empty token".into()));
     }
@@ -194,7 +195,7 @@ fn split(token: &str) -> Result<(&str, &str), AuthError> {
     }
 }
 
-fn decode_json_object(part: &str, what: &str) -> Result<Map<String, Value>, AuthError> {
+pub(super) fn decode_json_object(part: &str, what: &str) -> Result<Map<String, Value>, AuthError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| AuthError::Malformed(format!("{what} are not base64url")))?;
@@ -206,7 +207,7 @@ fn decode_json_object(part: &str, what: &str) -> Result<Map<String, Value>, Auth
     }
 }
 
-fn header_alg(header: &str) -> Result<String, AuthError> {
+pub(super) fn header_alg(header: &str) -> Result<String, AuthError> {
     let header = decode_json_object(header, "header fields")?;
     match header.get("alg") {
         Some(Value::String(alg)) => Ok(alg.clone()),
@@ -216,7 +217,10 @@ fn header_alg(header: &str) -> Result<String, AuthError> {
 }
 
 /// Checks the signature with `jsonwebtoken` and returns the claims. Time checks are ours, not the library's.
-fn verify_signature(token: &str, api_key: &ApiKey) -> Result<Map<String, Value>, AuthError> {
+pub(super) fn verify_signature(
+    token: &str,
+    api_key: &ApiKey,
+) -> Result<Map<String, Value>, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
@@ -236,7 +240,7 @@ fn verify_signature(token: &str, api_key: &ApiKey) -> Result<Map<String, Value>,
     }
 }
 
-fn optional_str<'a>(
+pub(super) fn optional_str<'a>(
     claims: &'a Map<String, Value>,
     claim: &'static str,
 ) -> Result<Option<&'a str>, AuthError> {
@@ -255,7 +259,7 @@ fn required_str<'a>(
 }
 
 /// A NumericDate: seconds since the epoch, an integer or a non-negative float (rounded down).
-fn numeric_date(
+pub(super) fn numeric_date(
     claims: &Map<String, Value>,
     claim: &'static str,
 ) -> Result<Option<u64>, AuthError> {
@@ -274,7 +278,7 @@ fn numeric_date(
     }
 }
 
-fn grants_claim(claims: &Map<String, Value>) -> Result<Grants, AuthError> {
+pub(super) fn grants_claim(claims: &Map<String, Value>) -> Result<Grants, AuthError> {
     match claims.get("grants") {
         None | Some(Value::Null) => Ok(Grants::default()),
         Some(value @ Value::Object(_)) => serde_json::from_value(value.clone())
@@ -284,7 +288,7 @@ fn grants_claim(claims: &Map<String, Value>) -> Result<Grants, AuthError> {
 }
 
 /// Identities are 1–128 characters without control characters.
-fn check_identity(identity: &str) -> Result<(), AuthError> {
+pub(super) fn check_identity(identity: &str) -> Result<(), AuthError> {
     let chars = identity.chars().count();
     if chars == 0 {
         return Err(AuthError::invalid("sub", "empty identity"));
@@ -305,7 +309,7 @@ fn check_identity(identity: &str) -> Result<(), AuthError> {
 }
 
 /// Room names are non-empty and free of control characters.
-fn check_room_name(room: &str) -> Result<(), AuthError> {
+pub(super) fn check_room_name(room: &str) -> Result<(), AuthError> {
     if room.is_empty() {
         return Err(AuthError::invalid("room", "empty room name"));
     }

@@ -1,4 +1,5 @@
-//! `chorus token`: prints an access token signed with the configured key, or the dev key of the data dir.
+//! `chorus token`: prints an access token signed with the configured key, or the dev key of the data dir; with
+//! `--admin`, a server-API token for the `/v1` REST API.
 //!
 //! Owns the token subcommand's flags and their parsing (`--ttl`, `--grant`). Token rules live in
 //! `chorus_signaling::auth`; where keys come from in `chorus_signaling::config` and `dev_keys`.
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use chorus_signaling::auth::{Grants, KeyStore, TokenRequest};
+use chorus_signaling::auth::{now_unix_secs, Grants, KeyStore, TokenRequest};
 use chorus_signaling::config::{Config, ConfigArgs};
 use chorus_signaling::dev_keys;
 
@@ -20,11 +21,14 @@ const TTL_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, Args)]
 pub(super) struct TokenArgs {
     /// Room the token may join
-    #[arg(long)]
-    room: String,
+    #[arg(long, required_unless_present = "admin")]
+    room: Option<String>,
     /// Participant identity (1-128 characters)
-    #[arg(long)]
-    identity: String,
+    #[arg(long, required_unless_present = "admin")]
+    identity: Option<String>,
+    /// Print a server-API token (`Authorization: Bearer` for /v1) with every admin grant instead
+    #[arg(long, conflicts_with_all = ["room", "identity", "name", "grants"])]
+    admin: bool,
     /// Display name
     #[arg(long)]
     name: Option<String>,
@@ -71,15 +75,21 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<String> {
             );
         }
     }
+    if args.admin {
+        return Ok(keys.issue_admin_at(chosen_key.as_deref(), args.ttl, now_unix_secs())?);
+    }
+    let (Some(room), Some(identity)) = (&args.room, &args.identity) else {
+        bail!("--room and --identity are required (or --admin)");
+    };
     let mut grants = Grants::default();
     for setting in &args.grants {
         setting.apply(&mut grants);
     }
     let req = TokenRequest {
         api_key: chosen_key,
-        identity: args.identity.clone(),
+        identity: identity.clone(),
         name: args.name.clone(),
-        room: args.room.clone(),
+        room: room.clone(),
         ttl: args.ttl,
         grants,
         not_before: None,
@@ -283,6 +293,7 @@ mod tests {
                 can_publish_data: true,
                 room_admin: true,
                 hidden: true,
+                ..Grants::default()
             }
         );
         assert!(parse_grant("canFly").is_err());
@@ -325,6 +336,34 @@ mod tests {
         assert!(verified.grants.can_subscribe);
         let now = chorus_signaling::auth::now_unix_secs();
         assert!(verified.expires_at >= now + 590 && verified.expires_at <= now + 610);
+    }
+
+    #[test]
+    fn admin_token_carries_admin_grants() {
+        let args = token_args(&[
+            "token",
+            "--admin",
+            "--api-key",
+            "k1",
+            "--api-secret",
+            SECRET,
+            "--data-dir",
+            "/nonexistent",
+        ]);
+        let token = token(&args).expect("token");
+        let keys = KeyStore::new(vec![chorus_signaling::auth::ApiKey {
+            key: "k1".into(),
+            secret: SECRET.into(),
+        }])
+        .expect("keys");
+        let admin = keys.verify_admin(&token).expect("verifies");
+        assert!(admin.grants.room_create && admin.grants.room_list);
+        assert!(admin.grants.room_admin && admin.grants.identity_admin);
+        assert_eq!(admin.room, None);
+        assert!(
+            keys.verify(&token).is_err(),
+            "not usable to join a room (no room claim)"
+        );
     }
 
     #[test]

@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::media::Track;
 use super::member::Member;
 use super::quality::PreferenceRequest;
-use super::registry::{Registry, RoomSettings};
-use super::{Attached, JoinReply, RoomMsg, SessionTx};
-use crate::auth::VerifiedToken;
+use super::registry::{Registry, RoomOptions, RoomSettings};
+use super::{Attached, JoinReply, ParticipantRef, RoomEvent, RoomMsg, RoomRef, SessionTx};
+use crate::auth::{now_unix_secs, VerifiedToken};
 use crate::ids;
 
 pub struct Room {
@@ -30,17 +30,23 @@ pub struct Room {
     pub(super) members: HashMap<ParticipantKey, Member>,
     pub(super) tracks: HashMap<TrackKey, Track>,
     closing: bool,
+    pub(super) options: RoomOptions,
+    /// Seconds since the Unix epoch.
+    pub(super) created_at: u64,
+    /// Bumped on every join and every time the room empties; a pending empty timeout only counts if current.
+    empty_generation: u64,
+    participants_total: u64,
 }
 
 impl Room {
     pub(super) fn new(
-        name: String,
-        sid: String,
+        RoomRef { name, sid }: RoomRef,
         key: RoomKey,
         worker: WorkerHandle,
         self_tx: mpsc::UnboundedSender<RoomMsg>,
         registry: Registry,
         settings: RoomSettings,
+        options: RoomOptions,
     ) -> Self {
         Room {
             name,
@@ -53,7 +59,65 @@ impl Room {
             members: HashMap::new(),
             tracks: HashMap::new(),
             closing: false,
+            options,
+            created_at: now_unix_secs(),
+            empty_generation: 0,
+            participants_total: 0,
         }
+    }
+
+    /// Reports `event` to the registry's observer (webhooks).
+    pub(super) fn emit(&self, event: RoomEvent) {
+        self.registry.observer().event(event);
+    }
+
+    pub(super) fn room_ref(&self) -> RoomRef {
+        RoomRef {
+            name: self.name.clone(),
+            sid: self.sid.clone(),
+        }
+    }
+
+    pub(super) fn participant_ref(member: &Member) -> ParticipantRef {
+        ParticipantRef {
+            sid: member.sid.clone(),
+            identity: member.identity.clone(),
+            name: member.name.clone(),
+        }
+    }
+
+    pub(super) fn emit_track_unpublished(
+        &self,
+        participant: ParticipantRef,
+        track: chorus_protocol::TrackInfo,
+    ) {
+        self.emit(RoomEvent::TrackUnpublished {
+            room: self.room_ref(),
+            participant,
+            track,
+        });
+    }
+
+    /// The room has no members: close now (no empty timeout), or when the empty timeout passes unless someone
+    /// joins first.
+    fn became_empty(&mut self) {
+        self.empty_generation += 1;
+        let timeout = self.options.empty_timeout;
+        if timeout.is_zero() {
+            self.closing = true;
+            return;
+        }
+        let generation = self.empty_generation;
+        let tx = self.self_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = tx.send(RoomMsg::EmptyTimeout { generation });
+        });
+    }
+
+    /// Close after the current message (the API deleted the room).
+    pub(super) fn close_now(&mut self) {
+        self.closing = true;
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomMsg>) {
@@ -64,6 +128,13 @@ impl Room {
                 let _ = sink_tx.send(RoomMsg::Media(ev));
             }),
         });
+        self.emit(RoomEvent::RoomStarted {
+            room: self.room_ref(),
+        });
+        if !self.options.empty_timeout.is_zero() {
+            // Created empty: close if nobody joins within the timeout (a join bumps the generation).
+            self.became_empty();
+        }
         while let Some(msg) = rx.recv().await {
             self.handle(msg);
             if self.closing {
@@ -82,6 +153,11 @@ impl Room {
             }
         }
         self.worker.send(Command::RemoveRoom { room: self.key });
+        self.emit(RoomEvent::RoomFinished {
+            room: self.room_ref(),
+            duration_secs: now_unix_secs().saturating_sub(self.created_at),
+            participants_total: self.participants_total,
+        });
         tracing::info!(room = %self.name, "room closed");
     }
 
@@ -116,6 +192,13 @@ impl Room {
                 }
             }
             RoomMsg::Media(ev) => self.media_event(ev),
+            RoomMsg::Admin(msg) => self.admin(msg),
+            RoomMsg::EmptyTimeout { generation } => {
+                if generation == self.empty_generation && self.members.is_empty() {
+                    tracing::info!(room = %self.name, "empty timeout passed");
+                    self.closing = true;
+                }
+            }
         }
     }
 
@@ -137,6 +220,16 @@ impl Room {
             .values()
             .find(|m| m.identity == token.identity)
             .map(|m| m.key);
+        let max = self.options.max_participants as usize;
+        let others = self.members.len() - usize::from(duplicate.is_some());
+        if max > 0 && others >= max {
+            let _ = reply.send(JoinReply::Refused(ErrorMessage::new(
+                ErrorCode::RoomFull,
+                format!("the room is full ({max} participants)"),
+            )));
+            return;
+        }
+        self.empty_generation += 1;
         if let Some(old) = duplicate {
             self.remove_member(old, "duplicateIdentity");
             self.closing = false;
@@ -149,7 +242,7 @@ impl Room {
         if reply.send(JoinReply::Ok(attached)).is_err() {
             // The session went away while waiting.
             if self.members.is_empty() {
-                self.closing = true;
+                self.became_empty();
             }
             return;
         }
@@ -163,6 +256,8 @@ impl Room {
             },
             identity: token.identity,
             grants: token.grants,
+            issued_at: token.issued_at,
+            joined_at: now_unix_secs(),
             auto_subscribe,
             resume_token: ids::random_string(32),
             session: Some(session),
@@ -185,6 +280,11 @@ impl Room {
                 },
             );
         }
+        self.participants_total += 1;
+        self.emit(RoomEvent::ParticipantJoined {
+            room: self.room_ref(),
+            participant: Self::participant_ref(&member),
+        });
         self.members.insert(key, member);
         self.subscribe_newcomer(key);
     }
@@ -301,9 +401,19 @@ impl Room {
         let Some(mut member) = self.members.remove(&key) else {
             return;
         };
+        let participant = Self::participant_ref(&member);
         for track in &member.tracks {
-            self.tracks.remove(track);
+            if let Some(t) = self.tracks.remove(track) {
+                if t.announced {
+                    self.emit_track_unpublished(participant.clone(), t.info);
+                }
+            }
         }
+        self.emit(RoomEvent::ParticipantLeft {
+            room: self.room_ref(),
+            participant,
+            reason: reason.to_string(),
+        });
         self.worker
             .send(Command::RemoveParticipant { participant: key });
         member.close_with(ServerMessage::Left {
@@ -320,7 +430,7 @@ impl Room {
             );
         }
         if self.members.is_empty() {
-            self.closing = true;
+            self.became_empty();
         }
     }
 

@@ -197,6 +197,14 @@ impl Room {
                 participant_sid: participant_sid.clone(),
                 track: track.info.clone(),
             };
+            let info = track.info.clone();
+            if let Some(owner) = self.members.get(&key) {
+                self.emit(super::RoomEvent::TrackPublished {
+                    room: self.room_ref(),
+                    participant: Self::participant_ref(owner),
+                    track: info,
+                });
+            }
             self.broadcast(key, msg);
             let subscribers: Vec<ParticipantKey> = self
                 .members
@@ -275,7 +283,7 @@ impl Room {
         }
     }
 
-    fn unpublish(&mut self, track_key: TrackKey) {
+    pub(super) fn unpublish(&mut self, track_key: TrackKey) {
         let Some(track) = self.tracks.remove(&track_key) else {
             return;
         };
@@ -287,6 +295,8 @@ impl Room {
         owner.tracks.retain(|k| *k != track_key);
         let owner_sid = owner.sid.clone();
         if track.announced {
+            let participant = Self::participant_ref(owner);
+            self.emit_track_unpublished(participant, track.info.clone());
             self.broadcast(
                 track.owner,
                 ServerMessage::TrackUnpublished {

@@ -14,6 +14,10 @@ pub struct Member {
     pub identity: String,
     pub name: String,
     pub grants: Grants,
+    /// The token's `iat` (revocations compare against it).
+    pub issued_at: Option<u64>,
+    /// Seconds since the Unix epoch.
+    pub joined_at: u64,
     pub auto_subscribe: bool,
     pub resume_token: String,
     /// None while the WebSocket is gone (within the resume window).

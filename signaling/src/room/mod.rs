@@ -5,6 +5,8 @@
 //! member's [`SessionTx`]. One task per room means no locks around room state.
 
 mod actor;
+mod admin;
+mod events;
 mod media;
 mod member;
 mod quality;
@@ -16,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::VerifiedToken;
 
-pub use registry::{Registry, RoomHandle, RoomSettings};
+pub use admin::{AdminError, AdminMsg, GrantsUpdate, ParticipantSnapshot, RoomSnapshot};
+pub use events::{NoObserver, ParticipantRef, RoomEvent, RoomObserver, RoomRef};
+pub use registry::{CreateError, Registry, RoomHandle, RoomOptions, RoomSettings};
 
 /// What a room sends to a session.
 // Boxing would add an allocation per message to save space only in the rare `Close`.
@@ -65,6 +69,12 @@ pub enum RoomMsg {
         from: Attached,
     },
     Media(chorus_sfu::Event),
+    /// A server-API request (`admin.rs`).
+    Admin(AdminMsg),
+    /// The room's empty timeout has passed; it closes if it is still empty and `generation` is current.
+    EmptyTimeout {
+        generation: u64,
+    },
 }
 
 pub enum JoinReply {

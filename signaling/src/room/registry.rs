@@ -8,7 +8,7 @@ use chorus_protocol::{ErrorCode, ErrorMessage};
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::Room;
-use super::{JoinReply, RoomMsg};
+use super::{JoinReply, RoomMsg, RoomObserver};
 use crate::ids;
 
 /// Settings every room needs.
@@ -16,6 +16,26 @@ use crate::ids;
 pub struct RoomSettings {
     pub resume_window: Duration,
     pub ping_interval: Duration,
+    /// Empty timeout of rooms created implicitly by a join (and the default for the API).
+    pub empty_timeout: Duration,
+}
+
+/// Per-room options, set when the room is created through the API (defaults otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomOptions {
+    /// Most participants at once; 0 = no limit.
+    pub max_participants: u32,
+    /// How long the room stays open without participants (also after creation, before the first join).
+    pub empty_timeout: Duration,
+    /// Opaque application data.
+    pub metadata: String,
+}
+
+/// Why `Registry::create` did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("room `{0}` already exists")]
+    Exists(String),
 }
 
 #[derive(Clone)]
@@ -28,6 +48,7 @@ struct Inner {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     sfu: Arc<chorus_sfu::Sfu>,
     settings: RoomSettings,
+    observer: Arc<dyn RoomObserver>,
 }
 
 /// All rooms of this server.
@@ -37,12 +58,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(sfu: Arc<chorus_sfu::Sfu>, settings: RoomSettings) -> Self {
+    pub fn new(
+        sfu: Arc<chorus_sfu::Sfu>,
+        settings: RoomSettings,
+        observer: Arc<dyn RoomObserver>,
+    ) -> Self {
         Registry {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
                 sfu,
                 settings,
+                observer,
             }),
         }
     }
@@ -50,6 +76,43 @@ impl Registry {
     /// The media workers rooms are pinned to (for monitoring).
     pub fn sfu(&self) -> &Arc<chorus_sfu::Sfu> {
         &self.inner.sfu
+    }
+
+    pub(super) fn observer(&self) -> &dyn RoomObserver {
+        self.inner.observer.as_ref()
+    }
+
+    /// Every open room, by name.
+    pub fn rooms(&self) -> Vec<(String, RoomHandle)> {
+        let mut rooms: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(name, h)| (name.clone(), h.clone()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms
+    }
+
+    /// Creates room `name` with `options` (the API's create); refuses if it is already open.
+    pub fn create(&self, name: &str, options: RoomOptions) -> Result<RoomHandle, CreateError> {
+        let mut rooms = self.lock();
+        if rooms.contains_key(name) {
+            return Err(CreateError::Exists(name.to_string()));
+        }
+        Ok(self.spawn_room(&mut rooms, name, options))
+    }
+
+    /// Sends the request `make` builds to room `name` and waits for the answer; `None` if no such room is open
+    /// (or it closed before answering).
+    pub async fn ask<T>(
+        &self,
+        name: &str,
+        make: impl FnOnce(oneshot::Sender<T>) -> super::AdminMsg,
+    ) -> Option<T> {
+        let handle = self.get(name)?;
+        let (tx, rx) = oneshot::channel();
+        handle.tx.send(RoomMsg::Admin(make(tx))).ok()?;
+        rx.await.ok()
     }
 
     /// Number of open rooms.
@@ -79,6 +142,19 @@ impl Registry {
         if let Some(h) = rooms.get(name) {
             return h.clone();
         }
+        let options = RoomOptions {
+            empty_timeout: self.inner.settings.empty_timeout,
+            ..RoomOptions::default()
+        };
+        self.spawn_room(&mut rooms, name, options)
+    }
+
+    fn spawn_room(
+        &self,
+        rooms: &mut HashMap<String, RoomHandle>,
+        name: &str,
+        options: RoomOptions,
+    ) -> RoomHandle {
         let key = chorus_sfu::RoomKey(ids::next_key());
         let worker = self.inner.sfu.worker_for(key).clone();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -87,13 +163,16 @@ impl Registry {
             tx: tx.clone(),
         };
         let room = Room::new(
-            name.to_string(),
-            handle.sid.clone(),
+            super::RoomRef {
+                name: name.to_string(),
+                sid: handle.sid.clone(),
+            },
             key,
             worker,
             tx,
             self.clone(),
             self.inner.settings.clone(),
+            options,
         );
         tokio::spawn(room.run(rx));
         rooms.insert(name.to_string(), handle.clone());

@@ -1,0 +1,302 @@
+//! `/v1/rooms`: create, list, read and delete rooms; list, read and remove participants, mute their tracks and
+//! change their grants mid-call. Each request is forwarded to the room's actor (`room::AdminMsg`), so it is
+//! ordered with everything else happening in the room.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chorus_protocol::TrackInfo;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Admin, ApiJson};
+use crate::auth::AdminGrant;
+use crate::room::{
+    AdminError, AdminMsg, CreateError, GrantsUpdate, ParticipantSnapshot, RoomOptions, RoomSnapshot,
+};
+use crate::server::AppState;
+
+const MAX_ROOM_NAME_CHARS: usize = 256;
+const MAX_PARTICIPANTS: u32 = 10_000;
+const EMPTY_TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u64> = 1..=7 * 24 * 3600;
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRoom {
+    name: String,
+    /// 0 or absent: no limit.
+    max_participants: Option<u32>,
+    /// Default: the server's `room_empty_timeout_secs`.
+    empty_timeout_secs: Option<u64>,
+    metadata: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoomList {
+    rooms: Vec<RoomSnapshot>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParticipantList {
+    participants: Vec<ParticipantSnapshot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateParticipant {
+    grants: GrantsBody,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrantsBody {
+    can_publish: Option<bool>,
+    can_subscribe: Option<bool>,
+    can_publish_data: Option<bool>,
+    can_chat: Option<bool>,
+    room_admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MuteTrack {
+    muted: bool,
+}
+
+fn check_room_name(name: &str) -> ApiResult<()> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be 1-{MAX_ROOM_NAME_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn no_room(room: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no open room `{}`",
+        room.chars().take(64).collect::<String>()
+    ))
+}
+
+fn no_participant(room: &str, identity: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no participant `{}` in room `{}`",
+        identity.chars().take(64).collect::<String>(),
+        room.chars().take(64).collect::<String>()
+    ))
+}
+
+async fn snapshot(state: &AppState, room: &str) -> ApiResult<RoomSnapshot> {
+    state
+        .registry
+        .ask(room, AdminMsg::Info)
+        .await
+        .ok_or_else(|| no_room(room))
+}
+
+pub async fn create(
+    admin: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateRoom>,
+) -> ApiResult<Response> {
+    admin.require(AdminGrant::RoomCreate, None)?;
+    check_room_name(&body.name)?;
+    let max_participants = body.max_participants.unwrap_or(0);
+    if max_participants > MAX_PARTICIPANTS {
+        return Err(ApiError::invalid(
+            "maxParticipants",
+            format!("at most {MAX_PARTICIPANTS} (0 means no limit)"),
+        ));
+    }
+    let empty_timeout = match body.empty_timeout_secs {
+        Some(secs) if !EMPTY_TIMEOUT_RANGE_SECS.contains(&secs) => {
+            return Err(ApiError::invalid(
+                "emptyTimeoutSecs",
+                format!(
+                    "must be between {} and {}",
+                    EMPTY_TIMEOUT_RANGE_SECS.start(),
+                    EMPTY_TIMEOUT_RANGE_SECS.end()
+                ),
+            ))
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => state.room_empty_timeout,
+    };
+    let metadata = body.metadata.unwrap_or_default();
+    if metadata.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::invalid(
+            "metadata",
+            format!("at most {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
+    let options = RoomOptions {
+        max_participants,
+        empty_timeout,
+        metadata,
+    };
+    state
+        .registry
+        .create(&body.name, options)
+        .map_err(|CreateError::Exists(name)| {
+            ApiError::Conflict(format!("room `{name}` is already open"))
+        })?;
+    let room = snapshot(&state, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(room)).into_response())
+}
+
+pub async fn list(admin: Admin, State(state): State<AppState>) -> ApiResult<Json<RoomList>> {
+    admin.require(AdminGrant::RoomList, None)?;
+    let mut rooms = Vec::new();
+    for (name, _) in state.registry.rooms() {
+        // A room that closed meanwhile is simply not listed.
+        if let Some(room) = state.registry.ask(&name, AdminMsg::Info).await {
+            rooms.push(room);
+        }
+    }
+    Ok(Json(RoomList { rooms }))
+}
+
+pub async fn get(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> ApiResult<Json<RoomSnapshot>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    Ok(Json(snapshot(&state, &room).await?))
+}
+
+pub async fn delete(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    state
+        .registry
+        .ask(&room, AdminMsg::Close)
+        .await
+        .ok_or_else(|| no_room(&room))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn participants(state: &AppState, room: &str) -> ApiResult<Vec<ParticipantSnapshot>> {
+    state
+        .registry
+        .ask(room, AdminMsg::Participants)
+        .await
+        .ok_or_else(|| no_room(room))
+}
+
+pub async fn list_participants(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> ApiResult<Json<ParticipantList>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let participants = participants(&state, &room).await?;
+    Ok(Json(ParticipantList { participants }))
+}
+
+pub async fn get_participant(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+) -> ApiResult<Json<ParticipantSnapshot>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    participants(&state, &room)
+        .await?
+        .into_iter()
+        .find(|p| p.identity == identity)
+        .map(Json)
+        .ok_or_else(|| no_participant(&room, &identity))
+}
+
+pub async fn remove_participant(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let who = identity.clone();
+    let found = state
+        .registry
+        .ask(&room, |reply| AdminMsg::Remove {
+            identity: who,
+            reply,
+        })
+        .await
+        .ok_or_else(|| no_room(&room))?;
+    if !found {
+        return Err(no_participant(&room, &identity));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn admin_error(e: AdminError, room: &str, identity: &str, track: &str) -> ApiError {
+    match e {
+        AdminError::UnknownParticipant => no_participant(room, identity),
+        AdminError::UnknownTrack => ApiError::NotFound(format!(
+            "participant `{}` has no track `{}`",
+            identity.chars().take(64).collect::<String>(),
+            track.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
+pub async fn update_participant(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateParticipant>,
+) -> ApiResult<Json<ParticipantSnapshot>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let g = body.grants;
+    let update = GrantsUpdate {
+        can_publish: g.can_publish,
+        can_subscribe: g.can_subscribe,
+        can_publish_data: g.can_publish_data,
+        can_chat: g.can_chat,
+        room_admin: g.room_admin,
+    };
+    let who = identity.clone();
+    state
+        .registry
+        .ask(&room, |reply| AdminMsg::UpdateGrants {
+            identity: who,
+            update,
+            reply,
+        })
+        .await
+        .ok_or_else(|| no_room(&room))?
+        .map(Json)
+        .map_err(|e| admin_error(e, &room, &identity, ""))
+}
+
+pub async fn mute_track(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity, track)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<MuteTrack>,
+) -> ApiResult<Json<TrackInfo>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let (who, sid) = (identity.clone(), track.clone());
+    state
+        .registry
+        .ask(&room, |reply| AdminMsg::Mute {
+            identity: who,
+            track_sid: sid,
+            muted: body.muted,
+            reply,
+        })
+        .await
+        .ok_or_else(|| no_room(&room))?
+        .map(Json)
+        .map_err(|e| admin_error(e, &room, &identity, &track))
+}
