@@ -254,13 +254,24 @@ impl Harness {
 
     /// Alice offers one sendonly video track; the SFU answers.
     pub fn alice_publishes(&mut self, track: TrackKey) -> Mid {
+        self.alice_publishes_with(track, None, TrackSpec::default())
+    }
+
+    /// Alice offers one sendonly video track (with `simulcast` layers if given), described to the SFU by `spec`
+    /// (its mid, track and kind are filled in); the SFU answers.
+    pub fn alice_publishes_with(
+        &mut self,
+        track: TrackKey,
+        simulcast: Option<str0m::media::Simulcast>,
+        spec: TrackSpec,
+    ) -> Mid {
         let mut api = self.alice.rtc.sdp_api();
         let mid = api.add_media(
             str0m::media::MediaKind::Video,
             Direction::SendOnly,
             None,
             None,
-            None,
+            simulcast,
         );
         let (offer, pending) = api.apply().expect("an offer");
         self.core.handle_command(
@@ -272,7 +283,7 @@ impl Harness {
                     mid: mid.to_string(),
                     track,
                     kind: MediaKind::Video,
-                    ..Default::default()
+                    ..spec
                 }],
             },
         );

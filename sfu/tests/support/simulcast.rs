@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use chorus_sfu::{Command, Event, MediaKind, TrackKey, TrackSpec};
+use chorus_sfu::{Command, TrackKey, TrackSpec};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 
-use super::{accept_answer, frame_with_padding, Harness, ALICE, BOB, KEYFRAME_BYTES};
+use super::{frame_with_padding, Harness, BOB, KEYFRAME_BYTES};
 
 pub const RIDS: [&str; 3] = ["q", "h", "f"];
 
@@ -34,39 +34,16 @@ impl Harness {
         for r in RIDS {
             sim.add_send_layer(SimulcastLayer::new(r));
         }
-        let mut api = self.alice.rtc.sdp_api();
-        let mid = api.add_media(
-            str0m::media::MediaKind::Video,
-            Direction::SendOnly,
-            None,
-            None,
+        let mid = self.alice_publishes_with(
+            track,
             Some(sim),
-        );
-        let (offer, pending) = api.apply().expect("an offer");
-        self.core.handle_command(
-            self.now,
-            Command::PublisherOffer {
-                participant: ALICE,
-                sdp: offer.to_sdp_string(),
-                tracks: vec![TrackSpec {
-                    mid: mid.to_string(),
-                    track,
-                    kind: MediaKind::Video,
-                    layers: RIDS.iter().map(|r| r.to_string()).collect(),
-                    full_size: Some((1280, 720)),
-                    priority: 1,
-                }],
+            TrackSpec {
+                layers: RIDS.iter().map(|r| r.to_string()).collect(),
+                full_size: Some((1280, 720)),
+                priority: 1,
+                ..Default::default()
             },
         );
-        let answer = self
-            .take_events()
-            .into_iter()
-            .find_map(|e| match e {
-                Event::PublisherAnswer { participant, sdp } if participant == ALICE => Some(sdp),
-                _ => None,
-            })
-            .expect("publisher answer");
-        accept_answer(&mut self.alice.rtc, pending, &answer);
         self.core.handle_command(
             self.now,
             Command::SetSubscribed {
