@@ -1,72 +1,28 @@
 //! Signaling over a real WebSocket against an in-process server: joining, errors, events, resume.
 //! Media is covered by `client/tests` (Rust peers) and `tests/browser` (Chromium).
 
+mod support;
+
 use std::time::Duration;
 
 use chorus_protocol::{ErrorCode, ServerMessage};
 use chorus_signaling::auth::Grants;
 use chorus_signaling::testing::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
+use support::{join, recv, recv_until, send, Ws};
 
 async fn connect(url: &str) -> Ws {
     connect_async(url).await.expect("websocket connects").0
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
-
-/// The next server message, skipping nothing; `None` when the connection closed.
-async fn recv(ws: &mut Ws) -> Option<ServerMessage> {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame within the timeout");
-        match frame {
-            Some(Ok(Message::Text(t))) => {
-                return Some(serde_json::from_str(t.as_str()).expect("valid server JSON"))
-            }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => continue,
-        }
-    }
-}
-
-/// Receive until a message matches `pred`, failing on close.
-async fn recv_until(ws: &mut Ws, pred: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
-    loop {
-        let msg = recv(ws).await.expect("connection still open");
-        if pred(&msg) {
-            return msg;
-        }
-    }
 }
 
 fn error_code(msg: &ServerMessage) -> Option<ErrorCode> {
     match msg {
         ServerMessage::Error(e) => Some(e.code),
         _ => None,
-    }
-}
-
-async fn join(
-    ts: &TestServer,
-    room: &str,
-    identity: &str,
-) -> (Ws, chorus_protocol::JoinedResponse) {
-    let mut ws = connect(&ts.ws_url()).await;
-    let token = ts.token(room, identity);
-    send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
-    match recv(&mut ws).await {
-        Some(ServerMessage::Joined(j)) => (ws, j),
-        other => panic!("expected joined, got {other:?}"),
     }
 }
 
