@@ -34,6 +34,11 @@ pub enum ErrorCode {
     UnknownTrack,
     /// The room cannot take more participants.
     RoomFull,
+    /// A data-channel message exceeded the size limit of its channel (`reliable` or `lossy`).
+    DataTooLarge,
+    /// The sender went over its rate limit; the message (and others after it, until the rate drops) was not
+    /// delivered.
+    RateLimited,
     /// Something went wrong inside the server; the message says what.
     Internal,
 }

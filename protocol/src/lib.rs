@@ -6,6 +6,7 @@
 //! Every message is a JSON object with a `type` field naming it; fields are camelCase.
 
 mod client;
+pub mod data;
 mod error;
 mod model;
 mod parse;

@@ -97,6 +97,19 @@ pub struct ParticipantStats {
     pub subscriptions: Vec<SubscriptionStats>,
 }
 
+/// A data message the server itself sends (from the REST API).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerData {
+    pub reliable: bool,
+    pub topic: String,
+    /// Identities to deliver to; empty means everyone.
+    pub to: Vec<String>,
+    pub text: bool,
+    pub payload: Vec<u8>,
+}
+
+pub use crate::data::{DataKind, DataLimits, DataRejection};
+
 /// Receives the answer to [`Command::QueryStats`] on the worker thread. Must not block.
 pub type StatsReply = Box<dyn FnOnce(Option<ParticipantStats>) + Send>;
 
@@ -110,11 +123,22 @@ pub enum Command {
     CreateRoom { room: RoomKey, events: EventSink },
     /// Stop hosting a room, dropping any participant still in it.
     RemoveRoom { room: RoomKey },
-    /// Create both peer connections of a new participant.
+    /// Create both peer connections of a new participant. `identity` is stamped on the data messages it sends
+    /// and matched against the recipients others name; `can_publish_data` says whether it may send any.
     AddParticipant {
         room: RoomKey,
         participant: ParticipantKey,
+        identity: Arc<str>,
+        can_publish_data: bool,
     },
+    /// Allow or forbid a participant to send data messages (a grant changed mid-call).
+    SetCanPublishData {
+        participant: ParticipantKey,
+        allowed: bool,
+    },
+    /// Deliver a message from the server itself to the room's participants (all, or those whose identity is
+    /// in `to`) on their reliable or lossy channel.
+    SendData { room: RoomKey, message: ServerData },
     /// Apply a publisher offer; answers with [`Event::PublisherAnswer`] or [`Event::NegotiationFailed`].
     /// `tracks` lists every track the offer carries; tracks of earlier offers missing here are unpublished.
     PublisherOffer {
@@ -173,9 +197,25 @@ impl fmt::Debug for Command {
         match self {
             Command::CreateRoom { room, .. } => write!(f, "CreateRoom({room:?})"),
             Command::RemoveRoom { room } => write!(f, "RemoveRoom({room:?})"),
-            Command::AddParticipant { room, participant } => {
-                write!(f, "AddParticipant({room:?}, {participant})")
-            }
+            Command::AddParticipant {
+                room,
+                participant,
+                identity,
+                can_publish_data,
+            } => write!(
+                f,
+                "AddParticipant({room:?}, {participant}, {identity:?}, data: {can_publish_data})"
+            ),
+            Command::SetCanPublishData {
+                participant,
+                allowed,
+            } => write!(f, "SetCanPublishData({participant}, {allowed})"),
+            Command::SendData { room, message } => write!(
+                f,
+                "SendData({room:?}, {} bytes, {} recipients)",
+                message.payload.len(),
+                message.to.len()
+            ),
             Command::PublisherOffer {
                 participant,
                 tracks,
@@ -254,6 +294,19 @@ pub enum Event {
         track: TrackKey,
         enabled: bool,
         rids: Vec<String>,
+    },
+    /// Data messages of `participant` were refused (`count` since the last report; reports are throttled).
+    DataRejected {
+        participant: ParticipantKey,
+        reason: DataRejection,
+        count: u64,
+        detail: String,
+    },
+    /// `participant` stopped reading its reliable data channel: `buffer_bytes` of messages were waiting for it.
+    /// The worker has already dropped it; the signaling side should treat this as a departure.
+    DataBacklog {
+        participant: ParticipantKey,
+        buffer_bytes: usize,
     },
     /// The participant's media is gone for good (ICE timed out, DTLS failed, or an internal fault); the worker
     /// has already dropped it. The signaling side should treat this as a departure.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::api::{Command, RoomKey};
+use crate::api::{Command, DataLimits, RoomKey};
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 
@@ -32,6 +32,8 @@ pub struct SfuConfig {
     pub advertised_ip: IpAddr,
     /// Number of worker threads (at least 1).
     pub workers: usize,
+    /// Data-channel limits, the same on every worker.
+    pub data: DataLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +111,10 @@ impl Sfu {
             let local_addr = SocketAddr::new(config.advertised_ip, bound.port());
             let (tx, rx) = mpsc::channel();
             let shared = Arc::clone(&counters);
+            let data = config.data;
             let thread = std::thread::Builder::new()
                 .name(format!("chorus-media-{index}"))
-                .spawn(move || run_worker(socket, local_addr, rx, &shared[index]))
+                .spawn(move || run_worker(socket, local_addr, data, rx, &shared[index]))
                 .map_err(SfuError::Thread)?;
             tracing::info!(worker = index, %bound, advertised = %local_addr, "media worker started");
             workers.push(WorkerHandle {
@@ -158,10 +161,12 @@ impl Drop for Sfu {
 fn run_worker(
     socket: UdpSocket,
     local_addr: SocketAddr,
+    data: DataLimits,
     commands: Receiver<Command>,
     counters: &WorkerCounters,
 ) {
     let mut core = WorkerCore::new(local_addr);
+    core.set_data_limits(data);
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut read_timeout = None;
     let mut next_gauges = Instant::now();

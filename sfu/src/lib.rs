@@ -9,6 +9,7 @@
 pub mod allocator;
 mod api;
 pub mod core;
+mod data;
 pub mod dynacast;
 mod forwarder;
 mod io;
@@ -25,8 +26,9 @@ pub mod testkit;
 pub mod vp8;
 
 pub use api::{
-    Command, Event, EventSink, LimitReason, MediaKind, ParticipantKey, ParticipantStats, PcKind,
-    Quality, RoomKey, StatsReply, SubscriptionPreference, SubscriptionStats, TrackKey, TrackSpec,
+    Command, DataKind, DataLimits, DataRejection, Event, EventSink, LimitReason, MediaKind,
+    ParticipantKey, ParticipantStats, PcKind, Quality, RoomKey, ServerData, StatsReply,
+    SubscriptionPreference, SubscriptionStats, TrackKey, TrackSpec,
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};

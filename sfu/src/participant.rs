@@ -14,6 +14,7 @@ use str0m::media::{Direction, Mid, Pt};
 use crate::api::{
     Event, MediaKind, ParticipantKey, PcKind, RoomKey, SubscriptionPreference, TrackKey, TrackSpec,
 };
+use crate::data::DataEndpoint;
 use crate::forwarder::Forwarder;
 use crate::peer::{Peer, PeerError};
 use crate::selector::LayerSelector;
@@ -117,10 +118,18 @@ pub struct Participant {
     pub downlink: Downlink,
     /// Since when each connection (publisher, subscriber) has been ICE-disconnected.
     ice_disconnected: [Option<Instant>; 2],
+    /// The data channels on the publisher connection, and what this participant may send on them.
+    pub data: DataEndpoint,
 }
 
 impl Participant {
-    pub fn new(key: ParticipantKey, room: RoomKey, publisher: Peer, subscriber: Peer) -> Self {
+    pub fn new(
+        key: ParticipantKey,
+        room: RoomKey,
+        publisher: Peer,
+        subscriber: Peer,
+        data: DataEndpoint,
+    ) -> Self {
         Participant {
             key,
             room,
@@ -133,6 +142,7 @@ impl Participant {
             negotiation: SubscriberNegotiation::default(),
             downlink: Downlink::default(),
             ice_disconnected: [None; 2],
+            data,
         }
     }
 

@@ -35,10 +35,12 @@ pub struct Peer {
 impl Peer {
     /// A new ICE-lite, RTP-mode peer reachable at `local_addr`, with fresh random ICE credentials; with
     /// `initial_estimate`, send-side bandwidth estimation (transport-wide CC) starts from that many bits/s.
+    /// At most `sctp_buffer` bytes of data-channel messages wait for the remote to acknowledge them.
     pub fn new(
         now: Instant,
         local_addr: SocketAddr,
         initial_estimate: Option<u64>,
+        sctp_buffer: usize,
     ) -> Result<Peer, PeerError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
@@ -55,6 +57,7 @@ impl Peer {
             .enable_av1(true)
             .set_send_buffer_video(VIDEO_SEND_BUFFER)
             .set_stats_interval(Some(STATS_INTERVAL))
+            .set_sctp_max_buffered_amount(sctp_buffer)
             .build(now);
         let candidate =
             Candidate::host(local_addr, "udp").map_err(|_| PeerError::Candidate(local_addr))?;

@@ -54,6 +54,17 @@ counters! {
     pub struct WorkerStats / AtomicStats {
         /// UDP datagrams received.
         datagrams_in,
+        /// Data-channel messages received on `reliable`/`lossy` channels (before any check).
+        data_messages_in,
+        /// Data-channel messages written to recipients (one per recipient) and their bytes.
+        data_messages_out,
+        data_bytes_out,
+        /// Data-channel messages refused (permission, size, rate, malformed envelope).
+        data_rejected,
+        /// Lossy messages dropped for a receiver that is behind, or writes to a channel not open.
+        data_dropped,
+        /// Receivers disconnected because their reliable data backlog filled its buffer.
+        data_backlog_disconnects,
         /// UDP payload bytes received.
         bytes_in,
         /// Datagrams that matched no peer connection (dropped).

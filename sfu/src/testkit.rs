@@ -112,6 +112,8 @@ impl FanoutNet {
                 Command::AddParticipant {
                     room: ROOM,
                     participant: ParticipantKey(i as u64 + 1),
+                    identity: format!("p{i}").into(),
+                    can_publish_data: true,
                 },
             );
         }

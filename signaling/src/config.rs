@@ -85,6 +85,8 @@ pub struct Config {
     pub room_empty_timeout_secs: u64,
     /// Webhook endpoints and delivery policy (`[webhooks]`). Default: none.
     pub webhooks: WebhookConfig,
+    /// Data-channel limits (`[data]`): message sizes, rate, slow-receiver buffer.
+    pub data: DataConfig,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
             webhooks: WebhookConfig::default(),
+            data: DataConfig::default(),
         }
     }
 }
@@ -370,6 +373,7 @@ impl Config {
         );
 
         let webhooks = self.webhooks.clone().into_settings()?;
+        let data = self.data.clone().into_limits()?;
 
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
@@ -390,6 +394,7 @@ impl Config {
                 port: self.rtc_port,
                 advertised_ip: node_ip,
                 workers,
+                data,
             },
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),
@@ -402,8 +407,10 @@ impl Config {
     }
 }
 
+mod data;
 mod webhooks;
 
+pub use data::DataConfig;
 pub use webhooks::WebhookConfig;
 
 #[cfg(test)]

@@ -241,6 +241,36 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.streams_resumed,
     )?;
     b.counter(
+        "chorus_data_messages_received_total",
+        "Data-channel messages received from participants (before any check).",
+        s.data_messages_in,
+    )?;
+    b.counter(
+        "chorus_data_messages_forwarded_total",
+        "Data-channel messages written to recipients (one per recipient).",
+        s.data_messages_out,
+    )?;
+    b.counter(
+        "chorus_data_bytes_forwarded_total",
+        "Data-channel bytes written to recipients.",
+        s.data_bytes_out,
+    )?;
+    b.counter(
+        "chorus_data_messages_rejected_total",
+        "Data-channel messages refused (permission, size, rate, malformed).",
+        s.data_rejected,
+    )?;
+    b.counter(
+        "chorus_data_messages_dropped_total",
+        "Lossy data messages dropped for receivers that are behind (or channels not open).",
+        s.data_dropped,
+    )?;
+    b.counter(
+        "chorus_data_backlog_disconnects_total",
+        "Participants disconnected because their reliable data backlog filled its buffer.",
+        s.data_backlog_disconnects,
+    )?;
+    b.counter(
         "chorus_participant_faults_total",
         "Participants ended by an internal fault in the media engine.",
         s.participant_faults,
@@ -292,7 +322,7 @@ mod tests {
         assert!(text.contains("\nchorus_participants 5\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"video\"} 1000\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
-        assert_eq!(fams.len(), 24);
+        assert_eq!(fams.len(), 30);
     }
 
     #[test]

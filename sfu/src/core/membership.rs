@@ -6,13 +6,23 @@ use crate::api::{Event, ParticipantKey, PcKind, RoomKey, TrackKey, TrackSpec};
 use crate::participant::Participant;
 use crate::peer::Peer;
 use crate::room::TrackRoute;
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::data::DataEndpoint;
 
 /// Where a subscriber connection's bandwidth estimate starts, before feedback refines it (bits per second).
 const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
 
 impl WorkerCore {
-    pub(super) fn add_participant(&mut self, now: Instant, room: RoomKey, pk: ParticipantKey) {
+    pub(super) fn add_participant(
+        &mut self,
+        now: Instant,
+        room: RoomKey,
+        pk: ParticipantKey,
+        identity: Arc<str>,
+        can_publish_data: bool,
+    ) {
         if self.participants.contains_key(&pk) {
             return;
         }
@@ -20,10 +30,16 @@ impl WorkerCore {
             tracing::warn!(participant = %pk, ?room, "participant for an unknown room");
             return;
         };
-        let peers = Peer::new(now, self.local_addr, None).and_then(|p| {
+        let sctp_buffer = self.data_limits.receiver_buffer_bytes;
+        let peers = Peer::new(now, self.local_addr, None, sctp_buffer).and_then(|p| {
             Ok((
                 p,
-                Peer::new(now, self.local_addr, Some(INITIAL_ESTIMATE_BPS))?,
+                Peer::new(
+                    now,
+                    self.local_addr,
+                    Some(INITIAL_ESTIMATE_BPS),
+                    sctp_buffer,
+                )?,
             ))
         });
         let (publisher, subscriber) = match peers {
@@ -37,13 +53,14 @@ impl WorkerCore {
             }
         };
         r.participants.push(pk);
+        let data = DataEndpoint::new(identity, can_publish_data, &self.data_limits);
         self.next_tick.get_or_insert(now);
         self.router
             .add_ufrag(publisher.ufrag().to_string(), (pk, PcKind::Publisher));
         self.router
             .add_ufrag(subscriber.ufrag().to_string(), (pk, PcKind::Subscriber));
         self.participants
-            .insert(pk, Participant::new(pk, room, publisher, subscriber));
+            .insert(pk, Participant::new(pk, room, publisher, subscriber, data));
         self.mark_dirty(pk, PcKind::Publisher);
         self.mark_dirty(pk, PcKind::Subscriber);
     }

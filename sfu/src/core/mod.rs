@@ -17,13 +17,14 @@ use str0m::bwe::BweKind;
 use str0m::net::Transmit;
 use str0m::{Event as RtcEvent, IceConnectionState};
 
-use crate::api::{Command, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
+use crate::api::{Command, DataLimits, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
 use crate::participant::Participant;
 use crate::room::{RoomMedia, TrackRoute};
 use crate::router::Router;
 pub use crate::stats::WorkerStats;
 use crate::stats::{EgressTally, WorkerGauges};
 
+mod data;
 mod fanout;
 mod membership;
 mod simulcast;
@@ -54,6 +55,8 @@ pub struct WorkerCore {
     /// When allocation and dynacast are next re-evaluated (none while the worker is empty).
     next_tick: Option<Instant>,
     pub stats: WorkerStats,
+    /// Size, rate and buffer limits of data channels.
+    data_limits: DataLimits,
     /// NACK totals per subscriber stream, to count deltas into `stats`.
     egress: EgressTally,
 }
@@ -75,6 +78,7 @@ impl WorkerCore {
             connected_subscribers: Default::default(),
             next_tick: None,
             stats: WorkerStats::default(),
+            data_limits: DataLimits::default(),
             egress: EgressTally::default(),
         }
     }
@@ -274,9 +278,17 @@ impl WorkerCore {
                 }
                 self.rooms.remove(&room);
             }
-            Command::AddParticipant { room, participant } => {
-                self.add_participant(now, room, participant)
-            }
+            Command::AddParticipant {
+                room,
+                participant,
+                identity,
+                can_publish_data,
+            } => self.add_participant(now, room, participant, identity, can_publish_data),
+            Command::SetCanPublishData {
+                participant,
+                allowed,
+            } => self.set_can_publish_data(participant, allowed),
+            Command::SendData { room, message } => self.send_server_data(room, &message),
             Command::PublisherOffer {
                 participant,
                 sdp,
@@ -426,6 +438,13 @@ impl WorkerCore {
             RtcEvent::MediaEgressStats(s) if pc == PcKind::Subscriber => {
                 self.egress.record(now, pk, &s, &mut self.stats);
             }
+            RtcEvent::ChannelOpen(id, label) if pc == PcKind::Publisher => {
+                self.on_channel_open(pk, id, &label)
+            }
+            RtcEvent::ChannelData(data) if pc == PcKind::Publisher => {
+                self.on_channel_data(now, pk, data)
+            }
+            RtcEvent::ChannelClose(id) if pc == PcKind::Publisher => self.on_channel_close(pk, id),
             RtcEvent::Closed => {
                 self.fail_participant(pk, format!("{pc:?} connection closed by the client"));
             }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod data;
 pub mod simulcast;
 
 use chorus_sfu::core::WorkerCore;
@@ -111,6 +112,8 @@ impl Harness {
                 Command::AddParticipant {
                     room: ROOM,
                     participant: p,
+                    identity: p.to_string().into(),
+                    can_publish_data: true,
                 },
             );
         }

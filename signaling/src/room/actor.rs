@@ -270,6 +270,8 @@ impl Room {
         self.worker.send(Command::AddParticipant {
             room: self.key,
             participant: key,
+            identity: member.identity.as_str().into(),
+            can_publish_data: member.grants.can_publish_data,
         });
         member.send(ServerMessage::Joined(self.snapshot(&member)));
         if member.visible() {

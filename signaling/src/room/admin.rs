@@ -255,6 +255,12 @@ impl Room {
                 self.unpublish(track);
             }
         }
+        if before.can_publish_data != after.can_publish_data {
+            self.worker.send(Command::SetCanPublishData {
+                participant: key,
+                allowed: after.can_publish_data,
+            });
+        }
         if before.can_subscribe != after.can_subscribe {
             if after.can_subscribe {
                 self.subscribe_newcomer(key);

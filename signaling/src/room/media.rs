@@ -404,6 +404,19 @@ impl Room {
                 enabled,
                 rids,
             } => self.publish_layers(participant, track, enabled, rids),
+            Event::DataRejected {
+                participant,
+                reason,
+                count,
+                detail,
+            } => self.data_rejected(participant, reason, count, detail),
+            Event::DataBacklog {
+                participant,
+                buffer_bytes,
+            } => {
+                tracing::info!(room = %self.name, %participant, buffer_bytes, "reliable data backlog full");
+                self.remove_member(participant, "dataBacklog");
+            }
             Event::MediaFailed {
                 participant,
                 reason,

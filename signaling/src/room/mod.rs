@@ -6,6 +6,7 @@
 
 mod actor;
 mod admin;
+mod data;
 mod events;
 mod media;
 mod member;
