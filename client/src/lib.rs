@@ -29,6 +29,7 @@
 //! `events.rs`.
 
 mod connection;
+mod data;
 mod error;
 mod events;
 mod histogram;
@@ -44,6 +45,7 @@ use std::time::Duration;
 pub use chorus_protocol::{
     ErrorCode, JoinedResponse, ParticipantInfo, RoomInfo, TrackInfo, TrackKind, TrackSource,
 };
+pub use data::{DataMessage, SendOptions};
 pub use error::ClientError;
 pub use events::ClientEvent;
 pub use histogram::LatencyHistogram;
@@ -72,6 +74,12 @@ pub struct ConnectOptions {
     pub event_capacity: usize,
     /// Shape of the synthetic media this client publishes.
     pub media: MediaOptions,
+    /// Open the `reliable` and `lossy` data channels (default true); without them the client neither sends
+    /// nor receives data.
+    pub data: bool,
+    /// How many received data messages wait for [`Client::next_data`] before the channels stop being read
+    /// (default 1024).
+    pub data_capacity: usize,
 }
 
 impl Default for ConnectOptions {
@@ -82,6 +90,8 @@ impl Default for ConnectOptions {
             negotiation_timeout: Duration::from_secs(15),
             event_capacity: 1024,
             media: MediaOptions::default(),
+            data: true,
+            data_capacity: 1024,
         }
     }
 }
@@ -95,6 +105,7 @@ pub struct Client {
     subscriber: Arc<Subscriber>,
     events: EventSink,
     event_rx: tokio::sync::Mutex<mpsc::Receiver<ClientEvent>>,
+    data: Option<data::DataChannels>,
     reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     writer: JoinHandle<()>,
 }
@@ -152,6 +163,17 @@ impl Client {
                 return Err(err);
             }
         };
+        let data = if options.data {
+            match data::DataChannels::create(&publisher_pc, options.data_capacity).await {
+                Ok(d) => Some(d),
+                Err(err) => {
+                    writer.abort();
+                    return Err(err);
+                }
+            }
+        } else {
+            None
+        };
         peer::log_state_changes(&publisher_pc, "publisher");
         peer::log_state_changes(&subscriber_pc, "subscriber");
 
@@ -187,16 +209,23 @@ impl Client {
             others = joined.participants.len(),
             "joined"
         );
-        Ok(Client {
+        let client = Client {
             joined,
             signal,
             publisher,
             subscriber,
             events,
             event_rx: tokio::sync::Mutex::new(event_rx),
+            data,
             reader: tokio::sync::Mutex::new(Some(reader)),
             writer,
-        })
+        };
+        if client.data.is_some() {
+            // The data channels go out in a first offer of their own, so a client that publishes nothing
+            // still connects its publisher connection.
+            client.publisher.renegotiate().await?;
+        }
+        Ok(client)
     }
 
     /// This participant's sid.

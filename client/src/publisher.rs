@@ -237,6 +237,15 @@ impl Publisher {
         Ok(info)
     }
 
+    /// Offers the publisher connection as it is now (e.g. with new data channels) and applies the answer.
+    pub(crate) async fn renegotiate(&self) -> Result<(), ClientError> {
+        let _negotiating = self.negotiation.lock().await;
+        if let Some(reason) = &self.pending().closed {
+            return Err(ClientError::Disconnected(reason.clone()));
+        }
+        self.negotiate().await
+    }
+
     /// Stops sending a track, tells the server, and renegotiates without it.
     pub(crate) async fn unpublish(&self, track_sid: &str) -> Result<(), ClientError> {
         let _negotiating = self.negotiation.lock().await;

@@ -125,7 +125,7 @@ async fn join_events_and_leave() {
     })
     .await;
 
-    let client = Client::connect(&url, "tok", ConnectOptions::default())
+    let client = Client::connect(&url, "tok", signaling_only())
         .await
         .expect("joined");
     assert_eq!(client.participant_sid(), "PA_me");
@@ -187,7 +187,7 @@ async fn refused_join_is_a_server_error() {
         let _ = ws.close(None).await;
     })
     .await;
-    match Client::connect(&url, "bad", ConnectOptions::default()).await {
+    match Client::connect(&url, "bad", signaling_only()).await {
         Err(ClientError::Server { code, message }) => {
             assert_eq!(code, ErrorCode::Unauthorized);
             assert_eq!(message, "bad signature");
@@ -205,7 +205,7 @@ async fn dropped_connection_is_reported_once() {
         drop(ws);
     })
     .await;
-    let client = Client::connect(&url, "tok", ConnectOptions::default())
+    let client = Client::connect(&url, "tok", signaling_only())
         .await
         .expect("joined");
     assert!(matches!(
@@ -221,12 +221,16 @@ async fn nothing_listening_is_a_websocket_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let err = Client::connect(
-        &format!("ws://{addr}/rtc"),
-        "tok",
-        ConnectOptions::default(),
-    )
-    .await
-    .expect_err("nothing listens");
+    let err = Client::connect(&format!("ws://{addr}/rtc"), "tok", signaling_only())
+        .await
+        .expect_err("nothing listens");
     assert!(matches!(err, ClientError::WebSocket(_)), "{err:?}");
+}
+
+/// These fake servers speak only signaling: no data-channel negotiation at connect.
+fn signaling_only() -> ConnectOptions {
+    ConnectOptions {
+        data: false,
+        ..ConnectOptions::default()
+    }
 }

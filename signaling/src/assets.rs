@@ -14,6 +14,7 @@ const DEMO_CSS: &str = include_str!("../../web/demo.css");
 /// Every SDK module under `web/sdk/`, by file name.
 const SDK_MODULES: &[(&str, &str)] = &[
     ("chorus.js", include_str!("../../web/sdk/chorus.js")),
+    ("data.js", include_str!("../../web/sdk/data.js")),
     ("emitter.js", include_str!("../../web/sdk/emitter.js")),
     ("errors.js", include_str!("../../web/sdk/errors.js")),
     ("log.js", include_str!("../../web/sdk/log.js")),
@@ -61,5 +62,26 @@ pub async fn sdk_module(Path(file): Path<String>) -> Response {
     match SDK_MODULES.iter().find(|(name, _)| *name == file) {
         Some((_, body)) => asset(JS, body),
         None => (StatusCode::NOT_FOUND, "no such SDK module").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SDK_MODULES;
+
+    #[test]
+    fn every_sdk_module_on_disk_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/sdk");
+        let entries = std::fs::read_dir(&dir).expect("web/sdk exists");
+        for entry in entries {
+            let name = entry.expect("dir entry").file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".js") {
+                assert!(
+                    SDK_MODULES.iter().any(|(served, _)| *served == name),
+                    "web/sdk/{name} is not in SDK_MODULES: the served SDK would fail to load it"
+                );
+            }
+        }
     }
 }

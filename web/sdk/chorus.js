@@ -28,6 +28,9 @@
  *   `room.publishTrack(mediaStreamTrack, {source, name, simulcast})` for a track you already have.
  * - `room.unpublish(trackSid | 'camera' | 'microphone')`, `room.setMuted(trackSid | 'camera' |
  *   'microphone', muted)`, `room.setSubscribed(trackSids, subscribe)`.
+ * - `room.sendData(payload, {reliable = true, to: [identities], topic})` — a string, ArrayBuffer or typed
+ *   array to everyone else in the room (or only `to`) on the `reliable` (ordered) or lossy channel;
+ *   `room.isDataOpen(reliable)`. The server stamps your identity; see the `data` event.
  * - `room.leave()` → Promise; sends `leave`, waits briefly for `left`, closes everything.
  * - `room.getRemoteStats()` → Promise<{[participantSid]: {sid, identity, videoFramesDecoded, …}}>
  *   from the subscriber connection's `getStats()`; `room.getLocalStats()` likewise for what we send.
@@ -41,6 +44,8 @@
  * - `trackSubscribed(remoteTrack)`, `trackUnsubscribed(remoteTrack)` — media starts/stops arriving
  * - `trackMuted({participant, trackSid, muted, track})` — a remote track was (un)muted
  * - `localTrackPublished(localTrack)` — the server gave one of our tracks its sid
+ * - `data({payload, from, topic, reliable})` — a data message; `payload` is a string when sent as one, else
+ *   a Uint8Array; `from` is the sender's identity (`null` when the server sent it)
  * - `reconnecting()`, `reconnected()` — the WebSocket dropped and was resumed
  * - `disconnected({reason})` — final; `error(error)` — non-fatal problems, for logging
  *

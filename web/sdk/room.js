@@ -4,9 +4,10 @@
  * leave, teardown), routing each server message to the part that handles it, and the public API.
  *
  * The work is done by its parts: `signaling.js` (the WebSocket), `publisher.js` and `subscriber.js` (the two
- * peer connections), `roster.js` (remote participants), `stats.js`. The API reference is in `chorus.js`.
+ * peer connections), `data.js` (data channels), `roster.js` (remote participants), `stats.js`. The API reference is in `chorus.js`.
  */
 
+import { DataChannels } from './data.js';
 import { ChorusError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { logTo } from './log.js';
@@ -51,6 +52,7 @@ export class Room extends Emitter {
     this._roster = new Roster(this);
     this._quality = new QualityControl(this, this._signaling);
     this._quality.configure(options);
+    this._data = new DataChannels(this);
     this._reset();
   }
 
@@ -64,6 +66,7 @@ export class Room extends Emitter {
     this._publisher.reset();
     this._subscriber.reset();
     this._quality.reset();
+    this._data.reset();
     this._leaving = false;
     this._leftWaiter = null;
   }
@@ -113,6 +116,10 @@ export class Room extends Emitter {
     this.state = 'connected';
     this._signaling.startKeepalive();
     this._quality.sendAll();
+    // The data channels go in the first publisher offer, so even a participant that publishes nothing
+    // connects its publisher connection and can exchange data.
+    this._data.start(this._publisher.pc);
+    this._publisher.renegotiate().catch((err) => this._reportError(err));
   }
 
   _applySessionInfo(msg) {
@@ -390,6 +397,28 @@ export class Room extends Emitter {
     const track = this._quality._findTrack(trackSid);
     if (!track) throw new ChorusError('unknown_track', `no remote track ${trackSid}`);
     this._quality.setQuality(track, quality);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Data
+
+  /**
+   * Sends application data to everyone else in the room, or only to `to` (identities). The server stamps
+   * your identity as `from`; receivers get a `data` event `{payload, from, topic, reliable}` (`payload` is a
+   * string if you sent one, else a Uint8Array). Refusals (size, rate, no `canPublishData`) arrive as `error`
+   * events with code `data_too_large`, `rate_limited` or `permission_denied`.
+   * @param {string|ArrayBuffer|ArrayBufferView} payload
+   * @param {{reliable?: boolean, to?: string[], topic?: string}} [options] `reliable` (default true) picks
+   *   the ordered, reliable channel; false the unordered one without retransmissions (up to ~1,200 bytes)
+   */
+  sendData(payload, options = {}) {
+    this._requireConnected();
+    this._data.send(payload, options);
+  }
+
+  /** Whether the reliable (or, with `false`, the lossy) data channel is open. */
+  isDataOpen(reliable = true) {
+    return this._data.isOpen(reliable);
   }
 
   _findLocalTrack(which) {

@@ -1,0 +1,237 @@
+//! Application data for bots: the `reliable` and `lossy` data channels on the publisher connection, the
+//! envelope (`chorus_protocol::data`), [`Client::send_data`] and [`Client::next_data`].
+//!
+//! Received messages wait in a bounded queue. A bot that stops calling [`Client::next_data`] stops reading
+//! its channels once the queue is full, exactly like a slow browser: the server then disconnects it rather than
+//! buffer without bound (`docs/protocol.md`, "Data").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_protocol::data::{IncomingData, OutgoingData};
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::data_channel::data_channel_message::DataChannelMessage;
+use webrtc::data_channel::data_channel_state::RTCDataChannelState;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::peer_connection::RTCPeerConnection;
+
+use crate::{Client, ClientError};
+
+/// A data message from another participant (or the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMessage {
+    /// The sender's identity as the server stamped it; `None` when the server itself sent the message.
+    pub from: Option<String>,
+    /// Empty when the sender gave none.
+    pub topic: String,
+    pub payload: Bytes,
+    /// The sender sent text (UTF-8).
+    pub text: bool,
+    /// Arrived on the reliable channel (else the lossy one).
+    pub reliable: bool,
+}
+
+/// How to send one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOptions {
+    /// The ordered, reliable channel (default) or the unordered one without retransmissions.
+    pub reliable: bool,
+    /// Identities to deliver to; empty (default) means everyone else in the room.
+    pub to: Vec<String>,
+    pub topic: String,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            reliable: true,
+            to: Vec::new(),
+            topic: String::new(),
+        }
+    }
+}
+
+impl SendOptions {
+    pub fn lossy() -> Self {
+        SendOptions {
+            reliable: false,
+            ..SendOptions::default()
+        }
+    }
+}
+
+/// The two channels and the queue of what they received.
+pub(crate) struct DataChannels {
+    reliable: Arc<RTCDataChannel>,
+    lossy: Arc<RTCDataChannel>,
+    /// How many of the two are open.
+    open: watch::Receiver<usize>,
+    pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<DataMessage>>,
+}
+
+impl DataChannels {
+    /// Creates both channels on `pc` (before its first offer); at most `capacity` received messages wait.
+    pub(crate) async fn create(
+        pc: &RTCPeerConnection,
+        capacity: usize,
+    ) -> Result<DataChannels, ClientError> {
+        let reliable = pc
+            .create_data_channel(
+                "reliable",
+                Some(RTCDataChannelInit {
+                    ordered: Some(true),
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        let lossy = pc
+            .create_data_channel(
+                "lossy",
+                Some(RTCDataChannelInit {
+                    ordered: Some(false),
+                    max_retransmits: Some(0),
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (open_tx, open) = watch::channel(0usize);
+        let open_tx = Arc::new(open_tx);
+        for (channel, is_reliable) in [(&reliable, true), (&lossy, false)] {
+            let opened = Arc::clone(&open_tx);
+            channel.on_open(Box::new(move || {
+                opened.send_modify(|n| *n += 1);
+                Box::pin(async {})
+            }));
+            let tx = tx.clone();
+            channel.on_message(Box::new(move |msg: DataChannelMessage| {
+                let tx = tx.clone();
+                Box::pin(async move {
+                    let Some(message) = decode(&msg.data, is_reliable) else {
+                        tracing::warn!("ignoring a malformed data message");
+                        return;
+                    };
+                    // Waits while the queue is full: the channel stops being read (backpressure).
+                    let _ = tx.send(message).await;
+                })
+            }));
+        }
+        Ok(DataChannels {
+            reliable,
+            lossy,
+            open,
+            rx: tokio::sync::Mutex::new(rx),
+        })
+    }
+
+    fn channel(&self, reliable: bool) -> &Arc<RTCDataChannel> {
+        if reliable {
+            &self.reliable
+        } else {
+            &self.lossy
+        }
+    }
+
+    async fn wait_open(&self, timeout: Duration) -> Result<(), ClientError> {
+        let mut open = self.open.clone();
+        tokio::time::timeout(timeout, open.wait_for(|n| *n >= 2))
+            .await
+            .map_err(|_| ClientError::Timeout("data channels to open"))?
+            .map_err(|_| ClientError::Disconnected("data channels closed".into()))?;
+        Ok(())
+    }
+}
+
+fn decode(frame: &[u8], reliable: bool) -> Option<DataMessage> {
+    let m = IncomingData::decode(frame).ok()?;
+    Some(DataMessage {
+        from: m.from.map(str::to_owned),
+        topic: m.topic.to_owned(),
+        payload: Bytes::copy_from_slice(m.payload),
+        text: m.text,
+        reliable,
+    })
+}
+
+/// How long `send_data` waits for the channels to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Client {
+    fn data(&self) -> Result<&DataChannels, ClientError> {
+        self.data.as_ref().ok_or_else(|| {
+            ClientError::Protocol("data channels are off (ConnectOptions::data)".into())
+        })
+    }
+
+    /// Waits until both data channels are open (at most `timeout`).
+    pub async fn wait_data_open(&self, timeout: Duration) -> Result<(), ClientError> {
+        self.data()?.wait_open(timeout).await
+    }
+
+    /// Sends binary data to everyone else in the room (or `options.to`), waiting for the channels to open first.
+    /// Refusals by the server (size, rate, permission) arrive as [`crate::ClientEvent::Error`].
+    pub async fn send_data(
+        &self,
+        payload: &[u8],
+        options: &SendOptions,
+    ) -> Result<(), ClientError> {
+        self.send_envelope(payload, false, options).await
+    }
+
+    /// Sends UTF-8 text, which browsers receive as a string.
+    pub async fn send_text(&self, text: &str, options: &SendOptions) -> Result<(), ClientError> {
+        self.send_envelope(text.as_bytes(), true, options).await
+    }
+
+    async fn send_envelope(
+        &self,
+        payload: &[u8],
+        text: bool,
+        options: &SendOptions,
+    ) -> Result<(), ClientError> {
+        let data = self.data()?;
+        let channel = data.channel(options.reliable);
+        if channel.ready_state() != RTCDataChannelState::Open {
+            data.wait_open(OPEN_TIMEOUT).await?;
+        }
+        let mut frame = Vec::with_capacity(payload.len() + options.topic.len() + 8);
+        OutgoingData {
+            text,
+            topic: &options.topic,
+            to: options.to.iter().map(String::as_str).collect(),
+            payload,
+        }
+        .encode(&mut frame);
+        channel.send(&Bytes::from(frame)).await?;
+        Ok(())
+    }
+
+    /// The next data message; `None` once the session is over and nothing is queued.
+    pub async fn next_data(&self) -> Option<DataMessage> {
+        let data = self.data.as_ref()?;
+        let mut rx = data.rx.lock().await;
+        if let Ok(m) = rx.try_recv() {
+            return Some(m);
+        }
+        let mut closed = self.events.closed();
+        tokio::select! {
+            m = rx.recv() => m,
+            _ = closed.wait_for(|closed| *closed) => rx.try_recv().ok(),
+        }
+    }
+
+    /// The next data message if one is queued, without waiting.
+    pub fn try_next_data(&self) -> Option<DataMessage> {
+        self.data.as_ref()?.rx.try_lock().ok()?.try_recv().ok()
+    }
+
+    /// Bytes queued on a data channel and not yet sent.
+    pub async fn data_buffered_amount(&self, reliable: bool) -> usize {
+        match &self.data {
+            Some(d) => d.channel(reliable).buffered_amount().await,
+            None => 0,
+        }
+    }
+}
