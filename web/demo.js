@@ -6,7 +6,7 @@
 // Without `token`, a token comes from the dev-mode endpoint `GET /dev/token`.
 //
 // For automated tests the page exposes:
-//   window.chorusRoom     the Room
+//   window.chorusRoom     the Room (chat: window.chorusRoom.chat.send(text), .edit, .delete, .history, …)
 //   window.chorusState    'starting' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'error'
 //   window.chorusError    {code, message} after a failed connect
 //   window.chorusEvents   array of {type, identity, ...} for every room event
@@ -195,8 +195,113 @@ room.on('disconnected', ({ reason }) => {
   setStatus('disconnected', `disconnected (${reason})`);
   for (const sid of [...tiles.keys()]) removeTile(sid);
   setControls(false);
+  setChatEnabled(false);
 });
 room.on('error', (err) => logEvent('error', { code: err && err.code, message: err && err.message }));
+
+// ---------------------------------------------------------------------------------------------
+// Chat panel: the history (own messages get edit/delete), who is typing, and the input
+
+let editingId = null; // the message the form edits, or null to send a new one
+
+function renderChat() {
+  const list = $('chat-list');
+  const own = room.localParticipant && room.localParticipant.identity;
+  list.replaceChildren(
+    ...room.chat.history.map((m) => {
+      const li = document.createElement('li');
+      li.className = 'chat-item';
+      li.dataset.id = m.id;
+      li.dataset.identity = m.identity;
+      const time = new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      li.innerHTML =
+        `<span class="chat-who">${escapeHtml(m.name || m.identity)}</span>` +
+        `<time class="chat-time">${escapeHtml(time)}</time>` +
+        `<span class="chat-text">${escapeHtml(m.text)}</span>` +
+        (m.editedAt ? '<span class="chat-edited">(edited)</span>' : '');
+      if (m.identity === own) {
+        const editBtn = document.createElement('button');
+        editBtn.className = 'chat-edit';
+        editBtn.textContent = 'edit';
+        editBtn.onclick = () => startEdit(m);
+        const delBtn = document.createElement('button');
+        delBtn.className = 'chat-delete';
+        delBtn.textContent = 'delete';
+        delBtn.onclick = () => room.chat.delete(m.id).catch(showChatError);
+        li.append(editBtn, delBtn);
+      }
+      return li;
+    }),
+  );
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderTyping() {
+  const who = [...room.chat.typing.values()];
+  $('chat-typing').textContent =
+    who.length === 0 ? '' : `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…`;
+}
+
+function showChatError(err) {
+  const el = $('chat-error');
+  el.textContent = `${err.code || 'error'}: ${err.message}`;
+  el.hidden = false;
+  setTimeout(() => (el.hidden = true), 4000);
+}
+
+function startEdit(m) {
+  editingId = m.id;
+  $('chat-input').value = m.text;
+  $('chat-send').textContent = 'Save';
+  $('chat-cancel').hidden = false;
+  $('chat-input').focus();
+}
+
+function endEdit() {
+  editingId = null;
+  $('chat-input').value = '';
+  $('chat-send').textContent = 'Send';
+  $('chat-cancel').hidden = true;
+}
+
+function setChatEnabled(enabled) {
+  $('chat-input').disabled = !enabled;
+  $('chat-send').disabled = !enabled;
+}
+
+let typingIdle = null;
+$('chat-input').oninput = () => {
+  if (editingId) return;
+  room.chat.setTyping(true);
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => room.chat.setTyping(false), 3000);
+};
+$('chat-cancel').onclick = endEdit;
+$('chat-form').onsubmit = async (ev) => {
+  ev.preventDefault();
+  const text = $('chat-input').value;
+  if (!text.trim()) return;
+  clearTimeout(typingIdle);
+  try {
+    if (editingId) await room.chat.edit(editingId, text);
+    else await room.chat.send(text);
+    endEdit();
+  } catch (err) {
+    showChatError(err);
+  }
+};
+
+for (const event of ['history', 'message', 'edited', 'deleted']) {
+  room.chat.on(event, (arg) => {
+    logEvent(`chat.${event}`, { id: arg && arg.id });
+    if (event === 'deleted' && arg.id === editingId) endEdit();
+    renderChat();
+  });
+}
+room.chat.on('typing', ({ identity: who, typing }) => {
+  logEvent('chat.typing', { identity: who, typing });
+  renderTyping();
+});
 
 // ---------------------------------------------------------------------------------------------
 // Controls
@@ -274,6 +379,8 @@ async function main() {
     return;
   }
   logEvent('connected', { participantSid: room.localParticipant.sid });
+  setChatEnabled(true);
+  renderChat();
   setStatus('connected', `connected as ${identity}`);
   for (const p of room.participants.values()) tileFor(p);
 

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, trace, warn};
 
+use crate::chat::ChatState;
 use crate::error::ClientError;
 use crate::events::EventSink;
 use crate::publisher::Publisher;
@@ -136,6 +137,7 @@ pub(crate) struct Dispatcher {
     pub publisher: Arc<Publisher>,
     pub subscriber: Arc<Subscriber>,
     pub events: EventSink,
+    pub chat: Arc<ChatState>,
 }
 
 /// Reads server messages until the connection ends, then reports `Disconnected` once.
@@ -164,6 +166,7 @@ pub(crate) async fn read_loop(mut stream: WsReader, d: Dispatcher, ping_interval
     debug!(%reason, "signaling ended");
     d.publisher
         .fail_pending(ClientError::Disconnected(reason.clone()));
+    d.chat.fail_pending();
     d.events.disconnected(reason);
 }
 
@@ -197,6 +200,7 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
         ServerMessage::Error(err) => {
             warn!(code = ?err.code, message = %err.message, fatal = err.fatal, "server error");
             d.publisher.on_server_error(&err);
+            d.chat.on_error(&err);
             let fatal = err.fatal;
             let reason = format!("fatal server error {:?}: {}", err.code, err.message);
             d.events.error(err);
@@ -207,8 +211,22 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
         ServerMessage::Joined(_) | ServerMessage::Resumed(_) => {
             warn!("unexpected joined/resumed after join; ignored");
         }
+        chat @ (ServerMessage::ChatHistory { .. }
+        | ServerMessage::ChatMessage { .. }
+        | ServerMessage::ChatEdited { .. }
+        | ServerMessage::ChatDeleted { .. }
+        | ServerMessage::ChatTyping { .. }) => d.chat.on_message(chat, &d.events),
+        ServerMessage::ParticipantLeft {
+            participant_sid,
+            reason,
+        } => {
+            d.chat.participant_left(&participant_sid);
+            d.events.room_message(ServerMessage::ParticipantLeft {
+                participant_sid,
+                reason,
+            });
+        }
         room @ (ServerMessage::ParticipantJoined { .. }
-        | ServerMessage::ParticipantLeft { .. }
         | ServerMessage::TrackPublished { .. }
         | ServerMessage::TrackUnpublished { .. }
         | ServerMessage::TrackMuted { .. }

@@ -48,6 +48,20 @@ pub enum ClientEvent {
     StreamState { track_sid: String, paused: bool },
     /// The answer to [`crate::Client::request_stats`]: our subscriptions' simulcast state.
     Stats(chorus_protocol::ParticipantStats),
+    /// The room's chat history, sent right after joining (replaces what [`crate::Chat::history`] had).
+    ChatHistory(Vec<chorus_protocol::ChatMessage>),
+    /// A new chat message (our own included).
+    ChatMessage(chorus_protocol::ChatMessage),
+    /// A chat message was edited; the message as it is now.
+    ChatEdited(chorus_protocol::ChatMessage),
+    /// A chat message was deleted by the identity `by`.
+    ChatDeleted { id: String, by: String },
+    /// Another participant started or stopped typing.
+    ChatTyping {
+        participant_sid: String,
+        identity: String,
+        typing: bool,
+    },
     /// The server reported an error (non-fatal ones leave the session running).
     Error {
         code: ErrorCode,

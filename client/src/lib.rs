@@ -28,6 +28,7 @@
 //! in `peer.rs`; synthetic media in `media.rs`; receive counters in `stats.rs`; events and the room view in
 //! `events.rs`.
 
+mod chat;
 mod connection;
 mod data;
 mod error;
@@ -42,6 +43,8 @@ mod subscriber;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use chat::Chat;
+pub use chorus_protocol::ChatMessage;
 pub use chorus_protocol::{
     ErrorCode, JoinedResponse, ParticipantInfo, RoomInfo, TrackInfo, TrackKind, TrackSource,
 };
@@ -53,6 +56,7 @@ pub use media::MediaOptions;
 pub use publisher::{PublishOptions, PublishedTrack};
 pub use stats::ReceivedTrackStats;
 
+use chat::ChatState;
 use chorus_protocol::ClientMessage;
 use connection::{Dispatcher, SignalSender};
 use events::EventSink;
@@ -104,6 +108,7 @@ pub struct Client {
     publisher: Arc<Publisher>,
     subscriber: Arc<Subscriber>,
     events: EventSink,
+    chat: Chat,
     event_rx: tokio::sync::Mutex<mpsc::Receiver<ClientEvent>>,
     data: Option<data::DataChannels>,
     reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -191,10 +196,12 @@ impl Client {
             signal.clone(),
             events.clone(),
         ));
+        let chat_state = Arc::new(ChatState::default());
         let dispatcher = Dispatcher {
             publisher: Arc::clone(&publisher),
             subscriber: Arc::clone(&subscriber),
             events: events.clone(),
+            chat: Arc::clone(&chat_state),
         };
         let reader = tokio::spawn(async move {
             let publisher = Arc::clone(&dispatcher.publisher);
@@ -209,12 +216,14 @@ impl Client {
             others = joined.participants.len(),
             "joined"
         );
+        let chat = Chat::new(signal.clone(), chat_state);
         let client = Client {
             joined,
             signal,
             publisher,
             subscriber,
             events,
+            chat,
             event_rx: tokio::sync::Mutex::new(event_rx),
             data,
             reader: tokio::sync::Mutex::new(Some(reader)),
@@ -315,6 +324,11 @@ impl Client {
     /// Sends any protocol message as it is (for tools and tests that need a message this API does not wrap).
     pub fn send_raw(&self, msg: ClientMessage) -> Result<(), ClientError> {
         self.signal.send(msg)
+    }
+
+    /// Chat in this room: send, edit, delete, typing, history (`chat.rs`).
+    pub fn chat(&self) -> &Chat {
+        &self.chat
     }
 
     /// Asks the server for this participant's media stats; they arrive as [`ClientEvent::Stats`].

@@ -186,8 +186,9 @@ async fn the_rate_limit_and_the_size_limit_answer_the_sender() -> anyhow::Result
             .await?;
     }
     let message = wait_error(&alice, ErrorCode::RateLimited).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut delivered = 0;
+    // The burst (200) arrives whatever the machine's load; then whatever else got through.
+    let mut delivered = read_n(&bob, 200).await?.len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     while bob.try_next_data().is_some() {
         delivered += 1;
     }

@@ -57,6 +57,27 @@ pub enum ClientMessage {
         #[serde(default)]
         timestamp: u64,
     },
+    /// Send a chat message to the room. The sender gets its `chatMessage` back with the same `nonce`.
+    ChatSend {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Replace the text of one of your own chat messages.
+    ChatEdit {
+        id: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Delete one of your own chat messages (any message with `roomAdmin`).
+    ChatDelete {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Say whether you are typing; not stored, and the server ends a `typing: true` after a few seconds.
+    ChatTyping { typing: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -41,6 +41,16 @@ pub enum ErrorCode {
     RateLimited,
     /// Something went wrong inside the server; the message says what.
     Internal,
+    /// Chat text is empty (or only whitespace).
+    ChatEmpty,
+    /// Chat text is longer than the server's limit.
+    ChatTooLong,
+    /// No chat message with that id in the room's history.
+    ChatUnknownMessage,
+    /// The chat message is someone else's (edit: always; delete: without `roomAdmin`).
+    ChatNotAuthor,
+    /// Too many chat messages (sends, edits, deletes) in a short time; try again later.
+    ChatRateLimited,
 }
 
 impl ErrorCode {
@@ -65,6 +75,9 @@ pub struct ErrorMessage {
     /// True when the server closes the connection after this error.
     #[serde(default)]
     pub fatal: bool,
+    /// The `nonce` of the request that failed, when it carried one (chat requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 impl ErrorMessage {
@@ -73,6 +86,13 @@ impl ErrorMessage {
             code,
             message: message.into(),
             fatal: code.is_fatal(),
+            nonce: None,
         }
+    }
+
+    /// The same error, answering the request that carried `nonce`.
+    pub fn with_nonce(mut self, nonce: Option<String>) -> Self {
+        self.nonce = nonce;
+        self
     }
 }

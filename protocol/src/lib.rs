@@ -5,6 +5,7 @@
 //!
 //! Every message is a JSON object with a `type` field naming it; fields are camelCase.
 
+mod chat;
 mod client;
 pub mod data;
 mod error;
@@ -13,6 +14,7 @@ mod parse;
 mod server;
 mod simulcast;
 
+pub use chat::ChatMessage;
 pub use client::{ClientMessage, JoinRequest, PublishTrack, ResumeRequest};
 pub use error::{ErrorCode, ErrorMessage};
 pub use model::{

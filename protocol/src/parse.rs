@@ -55,6 +55,12 @@ const KNOWN_TYPES: &[&str] = &[
     "subscribe",
     "leave",
     "ping",
+    "updateSubscription",
+    "getStats",
+    "chatSend",
+    "chatEdit",
+    "chatDelete",
+    "chatTyping",
 ];
 
 /// Parse one text frame from a client. Checks the size first, so an oversized frame is never parsed.

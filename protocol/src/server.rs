@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::simulcast::{LayerReason, ParticipantStats};
 
+use crate::chat::ChatMessage;
 use crate::error::ErrorMessage;
 use crate::model::{IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo};
 
@@ -83,6 +84,37 @@ pub enum ServerMessage {
         reason: String,
     },
     Error(ErrorMessage),
+    /// A new chat message. The sender's copy carries the `nonce` of its `chatSend`.
+    ChatMessage {
+        message: ChatMessage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A chat message was edited: the message as it is now (with `editedAt`).
+    ChatEdited {
+        message: ChatMessage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A chat message was deleted, by the identity `by` (its sender, or a room admin).
+    ChatDeleted {
+        id: String,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Someone started or stopped typing.
+    #[serde(rename_all = "camelCase")]
+    ChatTyping {
+        participant_sid: String,
+        identity: String,
+        typing: bool,
+    },
+    /// The room's recent chat, oldest first; replaces what the client had. Sent right after `joined` when the
+    /// room has any (no `chatHistory` means none), and always right after `resumed`.
+    ChatHistory {
+        messages: Vec<ChatMessage>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ const DEMO_CSS: &str = include_str!("../../web/demo.css");
 
 /// Every SDK module under `web/sdk/`, by file name.
 const SDK_MODULES: &[(&str, &str)] = &[
+    ("chat.js", include_str!("../../web/sdk/chat.js")),
     ("chorus.js", include_str!("../../web/sdk/chorus.js")),
     ("data.js", include_str!("../../web/sdk/data.js")),
     ("emitter.js", include_str!("../../web/sdk/emitter.js")),

@@ -25,6 +25,10 @@ pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 10;
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_ROOM_EMPTY_TIMEOUT_SECS: u64 = 20;
+pub use crate::room::{
+    ChatSettings, DEFAULT_CHAT_HISTORY_SIZE, DEFAULT_CHAT_MAX_TEXT_BYTES, DEFAULT_CHAT_RATE_BURST,
+    DEFAULT_CHAT_RATE_PER_MINUTE,
+};
 
 /// Bounds checked by [`Config::into_settings`].
 const MAX_WORKERS: usize = 1024;
@@ -32,6 +36,10 @@ const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 4 * 1024..=1024 * 1
 const MAX_RESUME_WINDOW_SECS: u64 = 3600;
 const PING_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 1..=300;
 const MAX_ROOM_EMPTY_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+const CHAT_HISTORY_RANGE: std::ops::RangeInclusive<usize> = 0..=10_000;
+const CHAT_TEXT_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=32 * 1024;
+const MAX_CHAT_RATE_PER_MINUTE: u32 = 60_000;
+const CHAT_RATE_BURST_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -87,6 +95,14 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Data-channel limits (`[data]`): message sizes, rate, slow-receiver buffer.
     pub data: DataConfig,
+    /// Chat messages kept per room in the store and replayed to joiners (0–10000; 0 keeps none). Default 100.
+    pub chat_history_size: usize,
+    /// Longest chat text, in UTF-8 bytes (1–32768). Default 4096.
+    pub chat_max_text_bytes: usize,
+    /// Chat sends, edits and deletes allowed per identity and minute, on average (0 = no limit). Default 60.
+    pub chat_rate_per_minute: u32,
+    /// How many of those may come in a burst (1–10000). Default 10.
+    pub chat_rate_burst: u32,
 }
 
 impl Default for Config {
@@ -108,6 +124,10 @@ impl Default for Config {
             room_empty_timeout_secs: DEFAULT_ROOM_EMPTY_TIMEOUT_SECS,
             webhooks: WebhookConfig::default(),
             data: DataConfig::default(),
+            chat_history_size: DEFAULT_CHAT_HISTORY_SIZE,
+            chat_max_text_bytes: DEFAULT_CHAT_MAX_TEXT_BYTES,
+            chat_rate_per_minute: DEFAULT_CHAT_RATE_PER_MINUTE,
+            chat_rate_burst: DEFAULT_CHAT_RATE_BURST,
         }
     }
 }
@@ -186,6 +206,18 @@ pub struct ServerArgs {
     /// Allow webhook endpoints on loopback/private/link-local addresses [default: false]
     #[arg(long, env = "CHORUS_WEBHOOK_ALLOW_PRIVATE_URLS")]
     pub webhook_allow_private_urls: bool,
+    /// Chat messages kept per room and replayed to joiners [default: 100]
+    #[arg(long, value_name = "N", env = "CHORUS_CHAT_HISTORY_SIZE")]
+    pub chat_history_size: Option<usize>,
+    /// Longest chat text in UTF-8 bytes [default: 4096]
+    #[arg(long, value_name = "BYTES", env = "CHORUS_CHAT_MAX_TEXT_BYTES")]
+    pub chat_max_text_bytes: Option<usize>,
+    /// Chat sends/edits/deletes per identity and minute (0 = no limit) [default: 60]
+    #[arg(long, value_name = "N", env = "CHORUS_CHAT_RATE_PER_MINUTE")]
+    pub chat_rate_per_minute: Option<u32>,
+    /// Chat messages allowed in a burst [default: 10]
+    #[arg(long, value_name = "N", env = "CHORUS_CHAT_RATE_BURST")]
+    pub chat_rate_burst: Option<u32>,
 }
 
 impl Config {
@@ -274,6 +306,10 @@ impl Config {
             &mut self.room_empty_timeout_secs,
             &args.room_empty_timeout_secs,
         );
+        set(&mut self.chat_history_size, &args.chat_history_size);
+        set(&mut self.chat_max_text_bytes, &args.chat_max_text_bytes);
+        set(&mut self.chat_rate_per_minute, &args.chat_rate_per_minute);
+        set(&mut self.chat_rate_burst, &args.chat_rate_burst);
         if !args.webhook_urls.is_empty() {
             self.webhooks.urls.clone_from(&args.webhook_urls);
         }
@@ -372,6 +408,38 @@ impl Config {
             self.room_empty_timeout_secs
         );
 
+        ensure!(
+            CHAT_HISTORY_RANGE.contains(&self.chat_history_size),
+            "chat_history_size must be at most {}, not {}",
+            CHAT_HISTORY_RANGE.end(),
+            self.chat_history_size
+        );
+        ensure!(
+            CHAT_TEXT_BYTES_RANGE.contains(&self.chat_max_text_bytes),
+            "chat_max_text_bytes must be between {} and {}, not {}",
+            CHAT_TEXT_BYTES_RANGE.start(),
+            CHAT_TEXT_BYTES_RANGE.end(),
+            self.chat_max_text_bytes
+        );
+        ensure!(
+            self.chat_rate_per_minute <= MAX_CHAT_RATE_PER_MINUTE,
+            "chat_rate_per_minute must be at most {MAX_CHAT_RATE_PER_MINUTE}, not {}",
+            self.chat_rate_per_minute
+        );
+        ensure!(
+            CHAT_RATE_BURST_RANGE.contains(&self.chat_rate_burst),
+            "chat_rate_burst must be between {} and {}, not {}",
+            CHAT_RATE_BURST_RANGE.start(),
+            CHAT_RATE_BURST_RANGE.end(),
+            self.chat_rate_burst
+        );
+        let chat = crate::room::ChatSettings {
+            history_size: self.chat_history_size,
+            max_text_bytes: self.chat_max_text_bytes,
+            rate_per_minute: self.chat_rate_per_minute,
+            rate_burst: self.chat_rate_burst,
+        };
+
         let webhooks = self.webhooks.clone().into_settings()?;
         let data = self.data.clone().into_limits()?;
 
@@ -402,6 +470,7 @@ impl Config {
             data_dir: Some(self.data_dir.clone()),
             room_empty_timeout: Duration::from_secs(self.room_empty_timeout_secs),
             webhooks,
+            chat,
         };
         Ok((settings, dev_keys))
     }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::assets;
 use crate::auth::{Grants, KeyStore, TokenRequest};
-use crate::room::{NoObserver, Registry, RoomSettings};
+use crate::room::{ChatSettings, NoObserver, Registry, RoomSettings};
 use crate::session::{self, RtcQuery};
 use crate::store::Store;
 use crate::webhooks::WebhookSettings;
@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub room_empty_timeout: Duration,
     /// Webhook endpoints and delivery policy (no URLs: no webhooks).
     pub webhooks: WebhookSettings,
+    /// Chat history size and limits.
+    pub chat: ChatSettings,
 }
 
 pub struct AppInner {
@@ -122,8 +124,10 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
             resume_window: settings.resume_window,
             ping_interval: settings.ping_interval,
             empty_timeout: settings.room_empty_timeout,
+            chat: settings.chat,
         },
         observer,
+        store.chat.clone(),
     );
     let state: AppState = Arc::new(AppInner {
         keys: settings.keys,

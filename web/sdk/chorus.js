@@ -34,6 +34,11 @@
  * - `room.leave()` → Promise; sends `leave`, waits briefly for `left`, closes everything.
  * - `room.getRemoteStats()` → Promise<{[participantSid]: {sid, identity, videoFramesDecoded, …}}>
  *   from the subscriber connection's `getStats()`; `room.getLocalStats()` likewise for what we send.
+ * - Chat (`room.chat`, see `chat.js`): `send(text)` → Promise<message>, `edit(id, text)` → Promise<message>,
+ *   `delete(id)` → Promise, `setTyping(bool)`, `history` (array, oldest first), `typing` (Map sid → identity);
+ *   events `history`, `message`, `edited`, `deleted`, `typing` on `room.chat`. Refusals reject with a ChorusError
+ *   (`permission_denied`, `chat_empty`, `chat_too_long`, `chat_unknown_message`, `chat_not_author`,
+ *   `chat_rate_limited`).
  * - State: `room.state` (`disconnected | connecting | connected | reconnecting`), `room.roomInfo`
  *   (`{name, sid}`), `room.localParticipant`, `room.participants` (Map sid → RemoteParticipant).
  *

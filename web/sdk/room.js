@@ -8,6 +8,7 @@
  */
 
 import { DataChannels } from './data.js';
+import { Chat } from './chat.js';
 import { ChorusError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { logTo } from './log.js';
@@ -53,6 +54,8 @@ export class Room extends Emitter {
     this._quality = new QualityControl(this, this._signaling);
     this._quality.configure(options);
     this._data = new DataChannels(this);
+    /** Text chat in this room (`chat.js`). */
+    this.chat = new Chat(this._signaling, () => this.state);
     this._reset();
   }
 
@@ -67,6 +70,7 @@ export class Room extends Emitter {
     this._subscriber.reset();
     this._quality.reset();
     this._data.reset();
+    this.chat.reset();
     this._leaving = false;
     this._leftWaiter = null;
   }
@@ -223,6 +227,7 @@ export class Room extends Emitter {
     const err = new ChorusError('disconnected', 'the room was disconnected');
     this._publisher.close(err);
     this._subscriber.close();
+    this.chat.close(err);
     for (const t of this.localTracks) t.mediaStreamTrack.stop();
   }
 
@@ -267,6 +272,12 @@ export class Room extends Emitter {
         return this._publisher.onPublishLayers(msg);
       case 'stats':
         return this._quality.onStats(msg);
+      case 'chatHistory':
+      case 'chatMessage':
+      case 'chatEdited':
+      case 'chatDeleted':
+      case 'chatTyping':
+        return this.chat.onMessage(msg);
       case 'left':
         this._log('log', `server ended the session: ${msg.reason}`);
         this._leaving = true;
@@ -285,6 +296,7 @@ export class Room extends Emitter {
   }
 
   _onServerError(msg) {
+    if (!msg.fatal && this.chat.onError(msg)) return; // it rejected that chat request's promise
     const err = new ChorusError(msg.code, msg.message, !!msg.fatal);
     // Errors carry no request id; a negotiation error while our offer is pending is about that offer.
     if (this._publisher.offerInFlight && (msg.code === 'negotiation_failed' || msg.code === 'permission_denied')) {

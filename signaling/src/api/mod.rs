@@ -89,6 +89,11 @@ pub fn routes() -> Vec<ApiRoute> {
             "/v1/rooms/{room}/participants/{identity}/tracks/{track}/mute",
             post(rooms::mute_track),
         ),
+        route(
+            Method::GET,
+            "/v1/rooms/{room}/chat",
+            get(rooms::chat_history),
+        ),
     ]
 }
 

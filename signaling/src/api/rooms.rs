@@ -300,3 +300,32 @@ pub async fn mute_track(
         .map(Json)
         .map_err(|e| admin_error(e, &room, &identity, &track))
 }
+
+#[derive(Debug, Serialize)]
+pub struct ChatHistory {
+    messages: Vec<chorus_protocol::ChatMessage>,
+}
+
+/// Most messages read from the store for a closed room (the store keeps at most `chat_history_size`).
+const MAX_CHAT_HISTORY: usize = 10_000;
+
+/// The room's chat history, oldest first: from the room itself while it is open, else from the store (so it
+/// also answers for a closed room, with an empty list when nothing was said).
+pub async fn chat_history(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> ApiResult<Json<ChatHistory>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let messages = match state.registry.ask(&room, AdminMsg::ChatHistory).await {
+        Some(messages) => messages,
+        None => {
+            state
+                .store
+                .chat
+                .chat_history(&room, MAX_CHAT_HISTORY)
+                .await?
+        }
+    };
+    Ok(Json(ChatHistory { messages }))
+}

@@ -304,3 +304,41 @@ fn out_of_range_values_are_errors() {
     let err = short.into_settings().expect_err("short secret");
     assert!(format!("{err:#}").contains("too short"), "{err:#}");
 }
+
+#[test]
+fn chat_settings_from_file_and_flags_with_bounds() {
+    let config = Config::from_toml_str("chat_history_size = 5\nchat_rate_burst = 2").expect("toml");
+    assert_eq!(config.chat_history_size, 5);
+    assert_eq!(config.chat_max_text_bytes, DEFAULT_CHAT_MAX_TEXT_BYTES);
+    let mut config = keyed(config);
+    config.apply_server_args(&ServerArgs {
+        chat_max_text_bytes: Some(100),
+        chat_rate_per_minute: Some(0),
+        ..ServerArgs::default()
+    });
+    let (settings, _) = config.into_settings().expect("settings");
+    assert_eq!(
+        settings.chat,
+        ChatSettings {
+            history_size: 5,
+            max_text_bytes: 100,
+            rate_per_minute: 0,
+            rate_burst: 2,
+        }
+    );
+    for bad in [
+        "chat_history_size = 10001",
+        "chat_max_text_bytes = 0",
+        "chat_max_text_bytes = 40000",
+        "chat_rate_burst = 0",
+        "chat_rate_per_minute = 60001",
+    ] {
+        let config = keyed(Config::from_toml_str(bad).expect("toml"));
+        assert!(config.into_settings().is_err(), "{bad} is refused");
+    }
+    let _env = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(
+        parse(&["--chat-history-size", "7"]).chat_history_size,
+        Some(7)
+    );
+}

@@ -11,6 +11,7 @@ use chorus_protocol::{
 use chorus_sfu::{Command, ParticipantKey, RoomKey, TrackKey, WorkerHandle};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chat::ChatRoom;
 use super::media::Track;
 use super::member::Member;
 use super::quality::PreferenceRequest;
@@ -24,7 +25,7 @@ pub struct Room {
     pub(super) sid: String,
     pub(super) key: RoomKey,
     pub(super) worker: WorkerHandle,
-    self_tx: mpsc::UnboundedSender<RoomMsg>,
+    pub(super) self_tx: mpsc::UnboundedSender<RoomMsg>,
     registry: Registry,
     settings: RoomSettings,
     pub(super) members: HashMap<ParticipantKey, Member>,
@@ -36,6 +37,7 @@ pub struct Room {
     /// Bumped on every join and every time the room empties; a pending empty timeout only counts if current.
     empty_generation: u64,
     participants_total: u64,
+    pub(super) chat: ChatRoom,
 }
 
 impl Room {
@@ -48,6 +50,7 @@ impl Room {
         settings: RoomSettings,
         options: RoomOptions,
     ) -> Self {
+        let chat = ChatRoom::new(registry.chat_store(), settings.chat.clone());
         Room {
             name,
             sid,
@@ -63,6 +66,7 @@ impl Room {
             created_at: now_unix_secs(),
             empty_generation: 0,
             participants_total: 0,
+            chat,
         }
     }
 
@@ -121,6 +125,7 @@ impl Room {
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomMsg>) {
+        self.start_chat().await;
         let sink_tx = self.self_tx.clone();
         self.worker.send(Command::CreateRoom {
             room: self.key,
@@ -142,6 +147,7 @@ impl Room {
             }
         }
         // Closing: stop taking messages, send queued joins elsewhere, release the worker's room.
+        self.stop_chat().await;
         self.registry.remove(&self.name, &self.sid);
         rx.close();
         while let Some(msg) = rx.recv().await {
@@ -199,6 +205,10 @@ impl Room {
                     self.closing = true;
                 }
             }
+            RoomMsg::ChatTypingExpired {
+                participant,
+                generation,
+            } => self.chat_typing_expired(participant, generation),
         }
     }
 
@@ -274,6 +284,7 @@ impl Room {
             can_publish_data: member.grants.can_publish_data,
         });
         member.send(ServerMessage::Joined(self.snapshot(&member)));
+        self.send_chat_history(&member, false);
         if member.visible() {
             self.broadcast(
                 key,
@@ -327,6 +338,7 @@ impl Room {
         tracing::info!(room = %self.name, participant = %participant_sid, "resumed");
         if let Some(member) = self.members.get(&key) {
             member.send(ServerMessage::Resumed(self.snapshot(member)));
+            self.send_chat_history(member, true);
         }
         self.worker
             .send(Command::ResendSubscriberOffer { participant: key });
@@ -393,6 +405,10 @@ impl Room {
             ),
             ClientMessage::GetStats => self.get_stats(key),
             ClientMessage::Leave => self.remove_member(key, "left"),
+            msg @ (ClientMessage::ChatSend { .. }
+            | ClientMessage::ChatEdit { .. }
+            | ClientMessage::ChatDelete { .. }
+            | ClientMessage::ChatTyping { .. }) => self.chat_request(key, msg),
             // Answered by the session itself.
             ClientMessage::Join(_) | ClientMessage::Ping { .. } => {}
         }
@@ -431,6 +447,7 @@ impl Room {
                 },
             );
         }
+        self.chat_member_left(&member);
         if self.members.is_empty() {
             self.became_empty();
         }

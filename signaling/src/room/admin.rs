@@ -46,6 +46,8 @@ pub enum AdminMsg {
     },
     /// End the call: everyone leaves with `roomClosed`, the room closes.
     Close(oneshot::Sender<()>),
+    /// The room's chat history, oldest first.
+    ChatHistory(oneshot::Sender<Vec<chorus_protocol::ChatMessage>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +156,9 @@ impl Room {
                 }
                 self.close_now();
                 let _ = reply.send(());
+            }
+            AdminMsg::ChatHistory(reply) => {
+                let _ = reply.send(self.chat_history());
             }
         }
     }

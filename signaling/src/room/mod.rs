@@ -7,6 +7,7 @@
 mod actor;
 mod admin;
 mod data;
+mod chat;
 mod events;
 mod media;
 mod member;
@@ -20,6 +21,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::VerifiedToken;
 
 pub use admin::{AdminError, AdminMsg, GrantsUpdate, ParticipantSnapshot, RoomSnapshot};
+pub use chat::{
+    ChatSettings, DEFAULT_HISTORY_SIZE as DEFAULT_CHAT_HISTORY_SIZE,
+    DEFAULT_MAX_TEXT_BYTES as DEFAULT_CHAT_MAX_TEXT_BYTES,
+    DEFAULT_RATE_BURST as DEFAULT_CHAT_RATE_BURST,
+    DEFAULT_RATE_PER_MINUTE as DEFAULT_CHAT_RATE_PER_MINUTE,
+};
 pub use events::{NoObserver, ParticipantRef, RoomEvent, RoomObserver, RoomRef};
 pub use registry::{CreateError, Registry, RoomHandle, RoomOptions, RoomSettings};
 
@@ -74,6 +81,11 @@ pub enum RoomMsg {
     Admin(AdminMsg),
     /// The room's empty timeout has passed; it closes if it is still empty and `generation` is current.
     EmptyTimeout {
+        generation: u64,
+    },
+    /// A member's `chatTyping: true` may have expired (`chat.rs`).
+    ChatTypingExpired {
+        participant: ParticipantKey,
         generation: u64,
     },
 }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::Room;
 use super::{JoinReply, RoomMsg, RoomObserver};
 use crate::ids;
+use crate::store::ChatStore;
 
 /// Settings every room needs.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct RoomSettings {
     pub ping_interval: Duration,
     /// Empty timeout of rooms created implicitly by a join (and the default for the API).
     pub empty_timeout: Duration,
+    /// Chat limits and history size.
+    pub chat: super::ChatSettings,
 }
 
 /// Per-room options, set when the room is created through the API (defaults otherwise).
@@ -49,6 +52,7 @@ struct Inner {
     sfu: Arc<chorus_sfu::Sfu>,
     settings: RoomSettings,
     observer: Arc<dyn RoomObserver>,
+    chat_store: Arc<dyn ChatStore>,
 }
 
 /// All rooms of this server.
@@ -62,6 +66,7 @@ impl Registry {
         sfu: Arc<chorus_sfu::Sfu>,
         settings: RoomSettings,
         observer: Arc<dyn RoomObserver>,
+        chat_store: Arc<dyn ChatStore>,
     ) -> Self {
         Registry {
             inner: Arc::new(Inner {
@@ -69,6 +74,7 @@ impl Registry {
                 sfu,
                 settings,
                 observer,
+                chat_store,
             }),
         }
     }
@@ -76,6 +82,10 @@ impl Registry {
     /// The media workers rooms are pinned to (for monitoring).
     pub fn sfu(&self) -> &Arc<chorus_sfu::Sfu> {
         &self.inner.sfu
+    }
+
+    pub(super) fn chat_store(&self) -> Arc<dyn ChatStore> {
+        self.inner.chat_store.clone()
     }
 
     pub(super) fn observer(&self) -> &dyn RoomObserver {

@@ -1,6 +1,6 @@
-//! The embedded store: small traits per concern (identities, revocations, the webhook queue) and a [`Store`]
-//! bundle the server holds. SQLite (`sqlite/`) is the default implementation, a file under the data directory or
-//! in memory for tests; a Redis implementation (or chat history, later) adds its own trait objects here.
+//! The embedded store: small traits per concern (identities, revocations, the webhook queue, chat history) and a
+//! [`Store`] bundle the server holds. SQLite (`sqlite/`) is the default implementation, a file under the data
+//! directory or in memory for tests; a Redis implementation adds its own trait objects here.
 //!
 //! Owns the persistent records and nothing else: no HTTP, no rooms. Every method is async and never blocks the
 //! runtime (the SQLite implementation runs on its own thread).
@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use chorus_protocol::ChatMessage;
 use futures_util::future::BoxFuture;
 
 mod sqlite;
@@ -119,12 +120,27 @@ pub trait WebhookQueue: Send + Sync {
     fn dead_letters(&self, limit: usize) -> StoreResult<'_, Vec<DeadLetter>>;
 }
 
+/// Chat history per room: the newest messages, with edits applied; deleted messages are gone (no tombstones).
+/// The room actor is the only writer of an open room's history and keeps its own copy; this is what a room
+/// starts from (also after a restart) and what the server API reads.
+pub trait ChatStore: Send + Sync {
+    /// Appends `message` to `room`'s history, then keeps only the room's newest `keep` messages.
+    fn append_chat(&self, room: &str, message: ChatMessage, keep: usize) -> StoreResult<'_, ()>;
+    /// Replaces a message's text and sets its `edited_at`; `false` if the room has no such message.
+    fn edit_chat(&self, room: &str, id: &str, text: &str, edited_at: u64) -> StoreResult<'_, bool>;
+    /// Deletes a message; `false` if the room has no such message.
+    fn delete_chat(&self, room: &str, id: &str) -> StoreResult<'_, bool>;
+    /// The newest `limit` messages of `room`, oldest first.
+    fn chat_history(&self, room: &str, limit: usize) -> StoreResult<'_, Vec<ChatMessage>>;
+}
+
 /// Everything the server persists, one trait object per concern.
 #[derive(Clone)]
 pub struct Store {
     pub identities: Arc<dyn IdentityStore>,
     pub revocations: Arc<dyn RevocationStore>,
     pub webhooks: Arc<dyn WebhookQueue>,
+    pub chat: Arc<dyn ChatStore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,7 +164,8 @@ impl Store {
         Store {
             identities: db.clone(),
             revocations: db.clone(),
-            webhooks: db,
+            webhooks: db.clone(),
+            chat: db,
         }
     }
 }

@@ -169,3 +169,94 @@ async fn a_file_store_survives_reopening() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn chat(id: &str, text: &str) -> chorus_protocol::ChatMessage {
+    chorus_protocol::ChatMessage {
+        id: id.into(),
+        timestamp: 1_700_000_000_000,
+        identity: "alice".into(),
+        name: "Alice".into(),
+        text: text.into(),
+        edited_at: None,
+    }
+}
+
+fn ids(history: &[chorus_protocol::ChatMessage]) -> Vec<&str> {
+    history.iter().map(|m| m.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn chat_history_is_per_room_in_order_and_trimmed_to_keep() {
+    let store = memory().await;
+    let c = &store.chat;
+    for i in 1..=5 {
+        c.append_chat("a", chat(&format!("a{i}"), "x"), 3)
+            .await
+            .expect("append");
+    }
+    c.append_chat("b", chat("b1", "y"), 3)
+        .await
+        .expect("append");
+    assert_eq!(
+        ids(&c.chat_history("a", 100).await.expect("history")),
+        ["a3", "a4", "a5"],
+        "only the newest 3 are kept, oldest first"
+    );
+    assert_eq!(
+        ids(&c.chat_history("a", 2).await.expect("history")),
+        ["a4", "a5"],
+        "a limit returns the newest"
+    );
+    assert_eq!(
+        ids(&c.chat_history("b", 100).await.expect("history")),
+        ["b1"]
+    );
+    assert!(c
+        .chat_history("none", 100)
+        .await
+        .expect("history")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn chat_edits_and_deletes_apply_to_the_stored_history() {
+    let store = memory().await;
+    let c = &store.chat;
+    c.append_chat("r", chat("m1", "hello"), 10)
+        .await
+        .expect("append");
+    c.append_chat("r", chat("m2", "world"), 10)
+        .await
+        .expect("append");
+    assert!(c.edit_chat("r", "m1", "hi", 42).await.expect("edit"));
+    assert!(
+        !c.edit_chat("other", "m1", "no", 43).await.expect("edit"),
+        "ids are scoped to their room"
+    );
+    assert!(!c.edit_chat("r", "nope", "no", 43).await.expect("edit"));
+    assert!(c.delete_chat("r", "m2").await.expect("delete"));
+    assert!(!c.delete_chat("r", "m2").await.expect("delete again"));
+    let history = c.chat_history("r", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].text, "hi");
+    assert_eq!(history[0].edited_at, Some(42));
+}
+
+#[tokio::test]
+async fn chat_history_survives_reopening_the_file() {
+    let dir = std::env::temp_dir().join(format!("chorus-chat-{}", crate::ids::random_string(10)));
+    {
+        let store = Store::open_sqlite(Some(&dir)).await.expect("open");
+        store
+            .chat
+            .append_chat("r", chat("kept", "still here"), 10)
+            .await
+            .expect("append");
+    }
+    let store = Store::open_sqlite(Some(&dir)).await.expect("reopen");
+    let history = store.chat.chat_history("r", 10).await.expect("history");
+    assert_eq!(ids(&history), ["kept"]);
+    assert_eq!(history[0].text, "still here");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,18 @@ const MIGRATIONS: &[&str] = &[
          created_ms INTEGER NOT NULL,
          failed_ms INTEGER NOT NULL
      );",
+    // 2: chat history, the newest messages of each room in `seq` order (see `chat.rs`).
+    "CREATE TABLE chat_messages (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         room TEXT NOT NULL,
+         id TEXT NOT NULL UNIQUE,
+         timestamp_ms INTEGER NOT NULL,
+         identity TEXT NOT NULL,
+         name TEXT NOT NULL,
+         text TEXT NOT NULL,
+         edited_ms INTEGER
+     );
+     CREATE INDEX chat_messages_by_room ON chat_messages (room, seq);",
 ];
 
 /// The schema version this server writes.

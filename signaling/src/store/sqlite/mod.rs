@@ -2,7 +2,7 @@
 //! calls never run on the async runtime. Callers send closures to the thread and await the answer.
 //!
 //! Files: `migrations.rs` (schema versions), `identities.rs` (identities and revocations), `webhooks.rs` (the
-//! webhook queue and dead letters).
+//! webhook queue and dead letters), `chat.rs` (chat history).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::StoreError;
 
+mod chat;
 mod identities;
 mod migrations;
 mod webhooks;
