@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub room_empty_timeout: Duration,
     /// Webhook endpoints and delivery policy (no URLs: no webhooks).
     pub webhooks: WebhookSettings,
+    /// Embedded TURN and external TURN servers.
+    pub turn: crate::turn::TurnSettings,
 }
 
 pub struct AppInner {
@@ -67,6 +69,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The media address of each worker.
     pub media_addrs: Vec<SocketAddr>,
+    /// The embedded TURN server's listeners (and the ICE servers handed out).
+    pub turn: Arc<crate::turn::RunningTurn>,
     shutdown: watch::Sender<bool>,
     /// The HTTP server task; `None` once [`RunningServer::wait`] has seen it finish.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -115,13 +119,15 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         )?
     };
     let sfu = Arc::new(chorus_sfu::Sfu::start(&settings.sfu)?);
-    let media_addrs = sfu.workers().iter().map(|w| w.local_addr()).collect();
+    let media_addrs: Vec<SocketAddr> = sfu.workers().iter().map(|w| w.local_addr()).collect();
+    let turn = Arc::new(crate::turn::RunningTurn::start(&settings.turn, &media_addrs).await?);
     let registry = Registry::new(
         sfu.clone(),
         RoomSettings {
             resume_window: settings.resume_window,
             ping_interval: settings.ping_interval,
             empty_timeout: settings.room_empty_timeout,
+            ice_servers: Arc::clone(&turn.ice_servers),
         },
         observer,
     );
@@ -150,6 +156,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         media_addrs,
+        turn,
         shutdown,
         task: Some(task),
         _sfu: sfu,

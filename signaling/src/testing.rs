@@ -55,6 +55,7 @@ impl TestServer {
             data_dir: None,
             room_empty_timeout: Duration::from_secs(crate::config::DEFAULT_ROOM_EMPTY_TIMEOUT_SECS),
             webhooks: Default::default(),
+            turn: crate::turn::TurnSettings::disabled(),
         };
         tweak(&mut settings);
         let keys = KeyStore::new(vec![key.clone()])?;

@@ -103,9 +103,13 @@ export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 500, what = 
   }
 }
 
-/** A Chorus server on free loopback ports with a fresh data dir, in dev mode. */
+/**
+ * A Chorus server on free loopback ports with a fresh data dir, in dev mode. `extraArgs` are appended to
+ * `chorus serve ...`.
+ */
 export class ChorusServer {
-  constructor() {
+  constructor({ extraArgs = [] } = {}) {
+    this.extraArgs = extraArgs;
     this.log = new LineBuffer();
     this.proc = null;
     this.exited = null;
@@ -117,6 +121,10 @@ export class ChorusServer {
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-data-'));
     this.httpPort = await freeTcpPort();
     this.rtcPort = await freeUdpPort();
+    // ICE-TCP and the embedded TURN server (UDP and TCP on one port) get free ports too, so that test files
+    // running in parallel never collide on the defaults.
+    this.rtcTcpPort = await freeTcpPort();
+    this.turnPort = await freeTcpPort();
     const args = [
       'serve',
       '--data-dir',
@@ -129,6 +137,11 @@ export class ChorusServer {
       '127.0.0.1',
       '--workers',
       '1',
+      '--rtc-tcp-port',
+      String(this.rtcTcpPort),
+      '--turn-port',
+      String(this.turnPort),
+      ...this.extraArgs,
       ...(process.env.CHORUS_ARGS ? process.env.CHORUS_ARGS.split(' ').filter(Boolean) : []),
     ];
     this.command = `${bin} ${args.join(' ')}`;

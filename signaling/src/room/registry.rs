@@ -18,6 +18,8 @@ pub struct RoomSettings {
     pub ping_interval: Duration,
     /// Empty timeout of rooms created implicitly by a join (and the default for the API).
     pub empty_timeout: Duration,
+    /// The STUN/TURN servers (with fresh credentials) each join response carries.
+    pub ice_servers: std::sync::Arc<crate::turn::IceServerSource>,
 }
 
 /// Per-room options, set when the room is created through the API (defaults otherwise).
