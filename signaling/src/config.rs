@@ -469,6 +469,7 @@ impl Config {
                 port: self.rtc_port,
                 advertised_ip: node_ip,
                 workers,
+                tcp_port: self.ice_tcp.then_some(self.rtc_tcp_port),
             },
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),

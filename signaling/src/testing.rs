@@ -48,6 +48,7 @@ impl TestServer {
                 port: 0,
                 advertised_ip: loopback,
                 workers: 1,
+                tcp_port: None,
             },
             max_message_bytes: chorus_protocol::DEFAULT_MAX_MESSAGE_BYTES,
             resume_window: Duration::from_secs(10),

@@ -20,10 +20,10 @@ impl WorkerCore {
             tracing::warn!(participant = %pk, ?room, "participant for an unknown room");
             return;
         };
-        let peers = Peer::new(now, self.local_addr, None).and_then(|p| {
+        let peers = Peer::new(now, &self.endpoint, None).and_then(|p| {
             Ok((
                 p,
-                Peer::new(now, self.local_addr, Some(INITIAL_ESTIMATE_BPS))?,
+                Peer::new(now, &self.endpoint, Some(INITIAL_ESTIMATE_BPS))?,
             ))
         });
         let (publisher, subscriber) = match peers {
