@@ -88,10 +88,17 @@ impl Drop for QuotaSlot {
     }
 }
 
-/// The participant this listener last authenticated (see the module docs).
-pub type LastAuthenticated = Arc<Mutex<Option<String>>>;
+/// The participant this listener last authenticated, and whether its credentials had expired (see the module
+/// docs).
+pub type LastAuthenticated = Arc<Mutex<Option<(String, bool)>>>;
 
-/// Checks TURN REST API credentials against the secret.
+/// How long after their expiry credentials still authenticate requests on an existing allocation (refreshes,
+/// permissions, channel bindings). New allocations need unexpired credentials.
+const EXPIRED_GRACE_SECS: u64 = 12 * 3600;
+
+/// Checks TURN REST API credentials against the secret. Expiry is enforced on allocation (by
+/// [`RelayGenerator`]): browsers keep refreshing an allocation with the credentials they got at the start, so
+/// refusing those after a few minutes would cut a running call.
 pub struct Auth {
     pub secret: Arc<Vec<u8>>,
     pub last: LastAuthenticated,
@@ -104,9 +111,18 @@ impl AuthHandler for Auth {
         realm: &str,
         src_addr: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        match credentials::check(&self.secret, username, crate::auth::now_unix_secs()) {
-            Ok((id, password)) => {
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
+        let now = crate::auth::now_unix_secs();
+        let checked = match credentials::check(&self.secret, username, now) {
+            Ok(ok) => Ok((ok, false)),
+            Err(credentials::CredentialError::Expired(at)) if now - at <= EXPIRED_GRACE_SECS => {
+                credentials::check(&self.secret, username, at).map(|ok| (ok, true))
+            }
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(((id, password), expired)) => {
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((id.to_string(), expired));
                 Ok(generate_auth_key(username, realm, &password))
             }
             Err(e) => {
@@ -137,12 +153,16 @@ impl RelayAddressGenerator for RelayGenerator {
         use_ipv4: bool,
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
-        let id = self
+        let (id, expired) = self
             .last
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or_else(|| turn::Error::Other("allocation without authentication".into()))?;
+        if expired {
+            tracing::info!(participant = %id, error = "credentials expired", "TURN credentials refused for a new allocation");
+            return Err(turn::Error::Other("credentials expired".into()));
+        }
         if use_ipv4 != self.bind_ip.is_ipv4() {
             return Err(turn::Error::Other(
                 "relay address family not supported".into(),
