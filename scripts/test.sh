@@ -49,6 +49,11 @@ check_tools() {
     fi
   fi
   /usr/bin/chromium --version 2>/dev/null || true
+  # nft for the ICE-TCP browser test (a firewall rule in a network namespace; root only, else it SKIPs loudly).
+  if ! command -v nft >/dev/null && is_root; then
+    echo "installing nftables (Debian package)"
+    apt_install nftables
+  fi
 
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     if is_root; then

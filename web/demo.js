@@ -11,6 +11,7 @@
 //   window.chorusError    {code, message} after a failed connect
 //   window.chorusEvents   array of {type, identity, ...} for every room event
 //   window.chorusStats()  Promise<{[identity]: {videoFramesDecoded, audioPacketsReceived, audioBytesReceived, ...}}>
+//   window.chorusPath     {publisher, subscriber}: the network path of each connection (udp | tcp | relay)
 //   window.chorusServerStats()  Promise<{estimateBps, subscriptions: [{trackSid, currentLayer, ...}]}> (server side)
 
 import { Room } from '/sdk/chorus.js';
@@ -22,9 +23,16 @@ const displayName = params.get('name') || identity;
 const debug = params.has('debug') && params.get('debug') !== '0';
 const quality = ['low', 'medium', 'high'].includes(params.get('quality')) ? params.get('quality') : null;
 const publish = params.get('publish') !== '0';
+// `&relay=1`: connect through the TURN server only (iceTransportPolicy 'relay'), to try the fallback path.
+const relayOnly = params.get('relay') === '1';
 
 const $ = (id) => document.getElementById(id);
-const room = new Room({ debug, defaultQuality: quality, adaptiveStream: !quality });
+const room = new Room({
+  debug,
+  defaultQuality: quality,
+  adaptiveStream: !quality,
+  iceTransportPolicy: relayOnly ? 'relay' : 'all',
+});
 const tiles = new Map(); // participant sid -> {el, video, audio}
 
 window.chorusRoom = room;
@@ -37,6 +45,14 @@ window.chorusStats = async () => {
   return byIdentity;
 };
 window.chorusServerStats = () => room.getServerStats();
+window.chorusPath = room.connectionPath;
+room.on('connectionPath', (paths) => {
+  window.chorusPath = paths;
+  const show = (p) => (p ? (p.path === 'relay' ? `relay/${p.relayProtocol || '?'}` : p.path) : '…');
+  $('path').textContent = `via ${show(paths.publisher)} / ${show(paths.subscriber)}`;
+  $('path').title = 'publisher / subscriber connection: udp, tcp (ICE-TCP) or relay (TURN)';
+  $('path').hidden = false;
+});
 
 function setStatus(state, text = state) {
   window.chorusState = state;

@@ -82,7 +82,8 @@ pub struct SubscribedTrack {
     pub participant_sid: String,
 }
 
-/// An ICE server a client may use (STUN/TURN). Empty until Chorus embeds TURN.
+/// An ICE server a client may use (STUN/TURN): the embedded TURN server or an external one, with credentials for
+/// one participant (see `docs/connectivity.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceServer {

@@ -1,17 +1,22 @@
 //! The thin I/O layer: one thread per worker, each owning a UDP socket and a [`WorkerCore`] it drives with the
 //! real clock. Commands arrive on a channel; the thread picks them up between datagrams (at least every few
-//! milliseconds).
+//! milliseconds). ICE-TCP frames (`tcp.rs`) arrive on another channel, picked up the same way, and transmits
+//! whose protocol is TCP go back to their connection's writer queue.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use str0m::net::Protocol;
+
 use crate::api::{Command, DataLimits, RoomKey};
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
+use crate::tcp::{self, TcpAcceptor, TcpInput};
 
 /// The longest a worker sleeps in `recv` before checking its command channel.
 const COMMAND_POLL: Duration = Duration::from_millis(5);
@@ -34,10 +39,17 @@ pub struct SfuConfig {
     pub workers: usize,
     /// Data-channel limits, the same on every worker.
     pub data: DataLimits,
+    /// The TCP port for ICE-TCP, shared by all workers (0 lets the OS pick); `None` = no ICE-TCP.
+    pub tcp_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SfuError {
+    #[error("cannot bind TCP {addr} for ICE-TCP: {source}")]
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot bind UDP {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -79,6 +91,9 @@ pub struct Sfu {
     workers: Vec<WorkerHandle>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<[WorkerCounters]>,
+    /// The advertised ICE-TCP address, when enabled.
+    tcp_addr: Option<SocketAddr>,
+    tcp: Option<TcpAcceptor>,
 }
 
 impl Sfu {
@@ -92,6 +107,23 @@ impl Sfu {
         let counters: Arc<[WorkerCounters]> = (0..config.workers)
             .map(|_| WorkerCounters::default())
             .collect();
+        let tcp_listener = match config.tcp_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind_ip, port);
+                let listener =
+                    TcpListener::bind(addr).map_err(|source| SfuError::BindTcp { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| SfuError::BindTcp { addr, source })?;
+                Some((
+                    listener,
+                    SocketAddr::new(config.advertised_ip, bound.port()),
+                ))
+            }
+            None => None,
+        };
+        let tcp_addr = tcp_listener.as_ref().map(|(_, a)| *a);
+        let mut tcp_senders = Vec::new();
         for index in 0..config.workers {
             let port = if config.port == 0 {
                 0
@@ -110,13 +142,21 @@ impl Sfu {
                 .map_err(|source| SfuError::Bind { addr, source })?;
             let local_addr = SocketAddr::new(config.advertised_ip, bound.port());
             let (tx, rx) = mpsc::channel();
+            let mut core = WorkerCore::new(local_addr);
+            core.set_data_limits(config.data);
+            let mut tcp = None;
+            if let Some(addr) = tcp_addr {
+                core = core.with_ice_tcp(addr, tcp::ufrag_prefix(index));
+                let (ttx, trx) = mpsc::channel();
+                tcp_senders.push(ttx);
+                tcp = Some((addr, trx));
+            }
             let shared = Arc::clone(&counters);
-            let data = config.data;
             let thread = std::thread::Builder::new()
                 .name(format!("chorus-media-{index}"))
-                .spawn(move || run_worker(socket, local_addr, data, rx, &shared[index]))
+                .spawn(move || run_worker(core, socket, rx, tcp, &shared[index]))
                 .map_err(SfuError::Thread)?;
-            tracing::info!(worker = index, %bound, advertised = %local_addr, "media worker started");
+            tracing::info!(worker = index, %bound, advertised = %local_addr, ice_tcp = ?tcp_addr, "media worker started");
             workers.push(WorkerHandle {
                 index,
                 local_addr,
@@ -124,11 +164,24 @@ impl Sfu {
             });
             threads.push(thread);
         }
+        let tcp = match tcp_listener {
+            Some((listener, _)) => {
+                Some(TcpAcceptor::start(listener, tcp_senders).map_err(SfuError::Thread)?)
+            }
+            None => None,
+        };
         Ok(Sfu {
             workers,
             threads,
             counters,
+            tcp_addr,
+            tcp,
         })
+    }
+
+    /// The advertised ICE-TCP address (shared by every worker), if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// The worker a room is pinned to.
@@ -149,6 +202,7 @@ impl Sfu {
 
 impl Drop for Sfu {
     fn drop(&mut self) {
+        self.tcp = None;
         for w in &self.workers {
             w.send(Command::Shutdown);
         }
@@ -158,15 +212,52 @@ impl Drop for Sfu {
     }
 }
 
+/// A worker's ICE-TCP side: the advertised TCP address, the frames from `tcp.rs`, and each connection's writer.
+struct TcpSide {
+    local: SocketAddr,
+    inputs: Receiver<TcpInput>,
+    writers: HashMap<SocketAddr, mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl TcpSide {
+    /// Feed every waiting frame to the core.
+    fn drain(&mut self, core: &mut WorkerCore) {
+        while let Ok(input) = self.inputs.try_recv() {
+            match input {
+                TcpInput::Opened { remote, writer } => {
+                    self.writers.insert(remote, writer);
+                }
+                TcpInput::Frame { remote, data } => {
+                    core.stats.bytes_in += data.len() as u64;
+                    core.handle_datagram_via(
+                        Instant::now(),
+                        Protocol::Tcp,
+                        remote,
+                        self.local,
+                        &data,
+                    );
+                }
+                TcpInput::Closed { remote } => {
+                    self.writers.remove(&remote);
+                }
+            }
+        }
+    }
+}
+
 fn run_worker(
+    mut core: WorkerCore,
     socket: UdpSocket,
-    local_addr: SocketAddr,
-    data: DataLimits,
     commands: Receiver<Command>,
+    tcp: Option<(SocketAddr, Receiver<TcpInput>)>,
     counters: &WorkerCounters,
 ) {
-    let mut core = WorkerCore::new(local_addr);
-    core.set_data_limits(data);
+    let local_addr = core.local_addr();
+    let mut tcp = tcp.map(|(local, inputs)| TcpSide {
+        local,
+        inputs,
+        writers: HashMap::new(),
+    });
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut read_timeout = None;
     let mut next_gauges = Instant::now();
@@ -191,7 +282,10 @@ fn run_worker(
             core.handle_timeout(now);
             deadline = core.next_deadline();
         }
-        flush(&socket, &mut core);
+        if let Some(tcp) = tcp.as_mut() {
+            tcp.drain(&mut core);
+        }
+        flush(&socket, &mut core, tcp.as_ref());
 
         // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
@@ -209,7 +303,7 @@ fn run_worker(
             Ok((n, source)) => {
                 core.stats.bytes_in += n as u64;
                 core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]);
-                flush(&socket, &mut core);
+                flush(&socket, &mut core, tcp.as_ref());
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
@@ -218,8 +312,22 @@ fn run_worker(
     }
 }
 
-fn flush(socket: &UdpSocket, core: &mut WorkerCore) {
+fn flush(socket: &UdpSocket, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
     while let Some(t) = core.poll_transmit() {
+        if t.proto == Protocol::Tcp {
+            // Queued for the connection's writer thread; a full queue or a gone connection drops it.
+            let sent = tcp
+                .and_then(|tcp| tcp.writers.get(&t.destination))
+                .zip(tcp::frame(&t.contents))
+                .is_some_and(|(w, framed)| w.try_send(framed).is_ok());
+            if sent {
+                core.stats.datagrams_out += 1;
+                core.stats.bytes_out += t.contents.len() as u64;
+            } else {
+                core.stats.send_errors += 1;
+            }
+            continue;
+        }
         match socket.send_to(&t.contents, t.destination) {
             Ok(n) => {
                 core.stats.datagrams_out += 1;

@@ -21,6 +21,7 @@ mod room;
 mod router;
 pub mod selector;
 mod stats;
+mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod vp8;

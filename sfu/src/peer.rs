@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
 
 /// How many packets per outgoing video stream str0m keeps for answering NACKs.
@@ -26,6 +26,15 @@ pub enum PeerError {
     Candidate(SocketAddr),
 }
 
+/// Where a worker's peers are reached: the UDP socket, optionally the ICE-TCP listener, and the prefix of every
+/// local ICE ufrag (which tells the shared TCP listener which worker a connection belongs to; see `tcp.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    pub udp: SocketAddr,
+    pub tcp: Option<SocketAddr>,
+    pub ufrag_prefix: String,
+}
+
 pub struct Peer {
     rtc: Rtc,
     ufrag: String,
@@ -38,11 +47,12 @@ impl Peer {
     /// At most `sctp_buffer` bytes of data-channel messages wait for the remote to acknowledge them.
     pub fn new(
         now: Instant,
-        local_addr: SocketAddr,
+        local: &LocalEndpoint,
         initial_estimate: Option<u64>,
         sctp_buffer: usize,
     ) -> Result<Peer, PeerError> {
-        let creds = IceCreds::new();
+        let mut creds = IceCreds::new();
+        creds.ufrag.insert_str(0, &local.ufrag_prefix);
         let ufrag = creds.ufrag.clone();
         let mut rtc = RtcConfig::new()
             .enable_bwe(initial_estimate.map(Bitrate::from))
@@ -60,8 +70,18 @@ impl Peer {
             .set_sctp_max_buffered_amount(sctp_buffer)
             .build(now);
         let candidate =
-            Candidate::host(local_addr, "udp").map_err(|_| PeerError::Candidate(local_addr))?;
+            Candidate::host(local.udp, "udp").map_err(|_| PeerError::Candidate(local.udp))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = local.tcp {
+            // Passive: the client connects to us (RFC 6544); Chrome ignores TCP candidates without a tcptype.
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|_| PeerError::Candidate(tcp))?;
+            rtc.add_local_candidate(candidate);
+        }
         Ok(Peer {
             rtc,
             ufrag,
@@ -85,15 +105,17 @@ impl Peer {
         self.rtc.is_alive()
     }
 
-    /// Feed one datagram. Datagrams str0m cannot parse are ignored (they are not this peer's fault).
+    /// Feed one datagram (for TCP, one RFC 4571 frame). Datagrams str0m cannot parse are ignored (they are not
+    /// this peer's fault).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         data: &[u8],
     ) -> Result<(), PeerError> {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(receive) = Receive::new(proto, source, destination, data) else {
             tracing::trace!(%source, len = data.len(), "unparseable datagram");
             return Ok(());
         };

@@ -23,6 +23,7 @@ const SDK_MODULES: &[(&str, &str)] = &[
         "participants.js",
         include_str!("../../web/sdk/participants.js"),
     ),
+    ("path.js", include_str!("../../web/sdk/path.js")),
     ("peer.js", include_str!("../../web/sdk/peer.js")),
     ("publisher.js", include_str!("../../web/sdk/publisher.js")),
     ("quality.js", include_str!("../../web/sdk/quality.js")),

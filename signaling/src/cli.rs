@@ -33,6 +33,8 @@ struct Cli {
     serve: ServerArgs,
 }
 
+// Parsed once per process: the size of the `serve` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default)

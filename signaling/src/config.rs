@@ -19,6 +19,7 @@ use crate::server::ServerSettings;
 
 pub const DEFAULT_HTTP_PORT: u16 = 7880;
 pub const DEFAULT_RTC_PORT: u16 = 7882;
+pub const DEFAULT_RTC_TCP_PORT: u16 = 7881;
 pub const DEFAULT_DATA_DIR: &str = "./.chorus";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 10;
@@ -103,6 +104,13 @@ pub struct Config {
     pub chat_rate_per_minute: u32,
     /// How many of those may come in a burst (1–10000). Default 10.
     pub chat_rate_burst: u32,
+    /// TCP port for ICE over TCP (RFC 4571), a passive host candidate next to the UDP ones; 0 picks a free port.
+    /// Default 7881.
+    pub rtc_tcp_port: u16,
+    /// Offer ICE over TCP at all. Default true.
+    pub ice_tcp: bool,
+    /// Embedded TURN server and external TURN servers (`[turn]`).
+    pub turn: TurnConfig,
 }
 
 impl Default for Config {
@@ -128,6 +136,9 @@ impl Default for Config {
             chat_max_text_bytes: DEFAULT_CHAT_MAX_TEXT_BYTES,
             chat_rate_per_minute: DEFAULT_CHAT_RATE_PER_MINUTE,
             chat_rate_burst: DEFAULT_CHAT_RATE_BURST,
+            rtc_tcp_port: DEFAULT_RTC_TCP_PORT,
+            ice_tcp: true,
+            turn: TurnConfig::default(),
         }
     }
 }
@@ -218,6 +229,70 @@ pub struct ServerArgs {
     /// Chat messages allowed in a burst [default: 10]
     #[arg(long, value_name = "N", env = "CHORUS_CHAT_RATE_BURST")]
     pub chat_rate_burst: Option<u32>,
+    /// TCP port for ICE over TCP (0 = any free port) [default: 7881]
+    #[arg(long, value_name = "PORT", env = "CHORUS_RTC_TCP_PORT")]
+    pub rtc_tcp_port: Option<u16>,
+    /// Offer ICE over TCP: true or false [default: true]
+    #[arg(long, value_name = "BOOL", env = "CHORUS_ICE_TCP")]
+    pub ice_tcp: Option<bool>,
+    /// Run the embedded TURN server: true or false [default: true]
+    #[arg(long, value_name = "BOOL", env = "CHORUS_TURN")]
+    pub turn: Option<bool>,
+    /// UDP and TCP port of the embedded TURN server (0 = free ports) [default: 3478]
+    #[arg(long, value_name = "PORT", env = "CHORUS_TURN_PORT")]
+    pub turn_port: Option<u16>,
+    /// TCP port for TURN over TLS (needs --turn-tls-cert and --turn-tls-key) [default: off]
+    #[arg(long, value_name = "PORT", env = "CHORUS_TURN_TLS_PORT")]
+    pub turn_tls_port: Option<u16>,
+    /// PEM certificate chain for TURN over TLS
+    #[arg(long, value_name = "FILE", env = "CHORUS_TURN_TLS_CERT")]
+    pub turn_tls_cert: Option<PathBuf>,
+    /// PEM private key for TURN over TLS
+    #[arg(long, value_name = "FILE", env = "CHORUS_TURN_TLS_KEY")]
+    pub turn_tls_key: Option<PathBuf>,
+    /// Secret for ephemeral TURN credentials (at least 16 bytes) [default: random per start]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CHORUS_TURN_SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+    /// Lifetime of TURN credentials in seconds [default: 300]
+    #[arg(long, value_name = "SECS", env = "CHORUS_TURN_CREDENTIAL_TTL_SECS")]
+    pub turn_credential_ttl_secs: Option<u64>,
+    /// Peer CIDR the relay may reach although internal (repeatable) [default: none]
+    #[arg(
+        long = "turn-allow-peer",
+        value_name = "CIDR",
+        env = "CHORUS_TURN_ALLOW_PEERS",
+        value_delimiter = ','
+    )]
+    pub turn_allow_peers: Vec<String>,
+    /// Peer CIDR the relay never reaches (repeatable) [default: none]
+    #[arg(
+        long = "turn-deny-peer",
+        value_name = "CIDR",
+        env = "CHORUS_TURN_DENY_PEERS",
+        value_delimiter = ','
+    )]
+    pub turn_deny_peers: Vec<String>,
+    /// External TURN/STUN URL handed to clients (repeatable; with --turn-external-secret) [default: none]
+    #[arg(
+        long = "turn-external-url",
+        value_name = "URL",
+        env = "CHORUS_TURN_EXTERNAL_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_external_urls: Vec<String>,
+    /// Shared secret of the external TURN server (coturn `static-auth-secret`)
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CHORUS_TURN_EXTERNAL_SECRET",
+        hide_env_values = true
+    )]
+    pub turn_external_secret: Option<String>,
 }
 
 impl Config {
@@ -316,6 +391,9 @@ impl Config {
         if args.webhook_allow_private_urls {
             self.webhooks.allow_private_urls = true;
         }
+        set(&mut self.rtc_tcp_port, &args.rtc_tcp_port);
+        set(&mut self.ice_tcp, &args.ice_tcp);
+        self.turn.apply_args(args);
     }
 
     /// Dev mode: no API keys configured anywhere.
@@ -442,6 +520,7 @@ impl Config {
 
         let webhooks = self.webhooks.clone().into_settings()?;
         let data = self.data.clone().into_limits()?;
+        let turn = self.turn.clone().into_settings(rtc_bind, node_ip)?;
 
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
@@ -463,6 +542,7 @@ impl Config {
                 advertised_ip: node_ip,
                 workers,
                 data,
+                tcp_port: self.ice_tcp.then_some(self.rtc_tcp_port),
             },
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),
@@ -471,15 +551,18 @@ impl Config {
             room_empty_timeout: Duration::from_secs(self.room_empty_timeout_secs),
             webhooks,
             chat,
+            turn,
         };
         Ok((settings, dev_keys))
     }
 }
 
 mod data;
+mod turn;
 mod webhooks;
 
 pub use data::DataConfig;
+pub use turn::{url_host, ExternalTurnConfig, TurnConfig};
 pub use webhooks::WebhookConfig;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod server;
 pub mod store;
 pub mod testing;
 pub mod tls;
+pub mod turn;
 pub mod webhooks;
 
 mod assets;

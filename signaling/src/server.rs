@@ -50,6 +50,8 @@ pub struct ServerSettings {
     pub webhooks: WebhookSettings,
     /// Chat history size and limits.
     pub chat: ChatSettings,
+    /// Embedded TURN and external TURN servers.
+    pub turn: crate::turn::TurnSettings,
 }
 
 pub struct AppInner {
@@ -69,6 +71,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The media address of each worker.
     pub media_addrs: Vec<SocketAddr>,
+    /// The embedded TURN server's listeners (and the ICE servers handed out).
+    pub turn: Arc<crate::turn::RunningTurn>,
     shutdown: watch::Sender<bool>,
     /// The HTTP server task; `None` once [`RunningServer::wait`] has seen it finish.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -117,7 +121,8 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         )?
     };
     let sfu = Arc::new(chorus_sfu::Sfu::start(&settings.sfu)?);
-    let media_addrs = sfu.workers().iter().map(|w| w.local_addr()).collect();
+    let media_addrs: Vec<SocketAddr> = sfu.workers().iter().map(|w| w.local_addr()).collect();
+    let turn = Arc::new(crate::turn::RunningTurn::start(&settings.turn, &media_addrs).await?);
     let registry = Registry::new(
         sfu.clone(),
         RoomSettings {
@@ -125,6 +130,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
             ping_interval: settings.ping_interval,
             empty_timeout: settings.room_empty_timeout,
             chat: settings.chat,
+            ice_servers: Arc::clone(&turn.ice_servers),
         },
         observer,
         store.chat.clone(),
@@ -154,6 +160,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         media_addrs,
+        turn,
         shutdown,
         task: Some(task),
         _sfu: sfu,

@@ -49,6 +49,7 @@ impl TestServer {
                 advertised_ip: loopback,
                 workers: 1,
                 data: Default::default(),
+                tcp_port: None,
             },
             max_message_bytes: chorus_protocol::DEFAULT_MAX_MESSAGE_BYTES,
             resume_window: Duration::from_secs(10),
@@ -57,6 +58,7 @@ impl TestServer {
             room_empty_timeout: Duration::from_secs(crate::config::DEFAULT_ROOM_EMPTY_TIMEOUT_SECS),
             webhooks: Default::default(),
             chat: Default::default(),
+            turn: crate::turn::TurnSettings::disabled(),
         };
         tweak(&mut settings);
         let keys = KeyStore::new(vec![key.clone()])?;

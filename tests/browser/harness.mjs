@@ -103,9 +103,15 @@ export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 500, what = 
   }
 }
 
-/** A Chorus server on free loopback ports with a fresh data dir, in dev mode. */
+/**
+ * A Chorus server on free loopback ports with a fresh data dir, in dev mode. `extraArgs` are appended to
+ * `chorus serve ...`; `wrap` prefixes the command (e.g. `['ip', 'netns', 'exec', ns]`), in which case
+ * readiness is read from the server log, since this process may not reach the server's loopback.
+ */
 export class ChorusServer {
-  constructor() {
+  constructor({ extraArgs = [], wrap = [] } = {}) {
+    this.extraArgs = extraArgs;
+    this.wrap = wrap;
     this.log = new LineBuffer();
     this.proc = null;
     this.exited = null;
@@ -117,6 +123,10 @@ export class ChorusServer {
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-data-'));
     this.httpPort = await freeTcpPort();
     this.rtcPort = await freeUdpPort();
+    // ICE-TCP and the embedded TURN server (UDP and TCP on one port) get free ports too, so that test files
+    // running in parallel never collide on the defaults.
+    this.rtcTcpPort = await freeTcpPort();
+    this.turnPort = await freeTcpPort();
     const args = [
       'serve',
       '--data-dir',
@@ -129,11 +139,18 @@ export class ChorusServer {
       '127.0.0.1',
       '--workers',
       '1',
+      '--rtc-tcp-port',
+      String(this.rtcTcpPort),
+      '--turn-port',
+      String(this.turnPort),
+      ...this.extraArgs,
       ...(process.env.CHORUS_ARGS ? process.env.CHORUS_ARGS.split(' ').filter(Boolean) : []),
     ];
     this.command = `${bin} ${args.join(' ')}`;
     const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', RUST_BACKTRACE: '1', NO_COLOR: '1' };
-    this.proc = spawn(bin, args, { cwd: this.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...cmdArgs] = [...this.wrap, bin, ...args];
+    if (this.wrap.length) this.command = `${this.wrap.join(' ')} ${this.command}`;
+    this.proc = spawn(cmd, cmdArgs, { cwd: this.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.setEncoding('utf8');
     this.proc.stderr.setEncoding('utf8');
     this.proc.stdout.on('data', (d) => this.log.push(d));
@@ -147,6 +164,7 @@ export class ChorusServer {
     await waitFor(
       async () => {
         if (this.exitStatus) throw new Error(`server exited early (${JSON.stringify(this.exitStatus)})`);
+        if (this.wrap.length) return this.log.text().includes('signaling listening');
         const res = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
         return res.status === 200;
       },
@@ -175,9 +193,17 @@ export class Browser {
     this.pages = []; // {label, page, log: LineBuffer}
   }
 
-  async launch() {
-    const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  /** `wrap` prefixes the browser command, e.g. `['ip', 'netns', 'exec', ns]`. */
+  async launch({ wrap = [] } = {}) {
+    let executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
     if (!fs.existsSync(executablePath)) throw new Error(`${executablePath} not found: apt-get install -y chromium`);
+    if (wrap.length) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-chromium-'));
+      const script = path.join(dir, 'chromium');
+      const quote = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
+      fs.writeFileSync(script, `#!/bin/sh\nexec ${[...wrap, executablePath].map(quote).join(' ')} "$@"\n`, { mode: 0o755 });
+      executablePath = script;
+    }
     const args = [...CHROMIUM_FLAGS];
     // A page fulfilled by Playwright's router has no known address space, so Chrome's Local Network Access
     // checks would block its WebSocket to 127.0.0.1.

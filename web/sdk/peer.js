@@ -10,11 +10,18 @@
  * Creates the connection for `target` (`publisher` or `subscriber`).
  * @param {string} target
  * @param {RTCIceServer[]} iceServers
- * @param {{signaling: import('./signaling.js').Signaling, log: Function, onFailed: Function}} hooks
- *   `onFailed()` runs when the connection state becomes `failed`
+ * @param {{signaling: import('./signaling.js').Signaling, log: Function, onFailed: Function,
+ *   onConnected?: Function, iceTransportPolicy?: 'all'|'relay'}} hooks
+ *   `onFailed()` runs when the connection state becomes `failed`, `onConnected()` when it becomes `connected`;
+ *   `iceTransportPolicy: 'relay'` uses TURN only
  */
-export function createPeerConnection(target, iceServers, { signaling, log, onFailed }) {
-  const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+export function createPeerConnection(target, iceServers, { signaling, log, onFailed, onConnected, iceTransportPolicy }) {
+  const pc = new RTCPeerConnection({
+    iceServers,
+    iceTransportPolicy: iceTransportPolicy || 'all',
+    bundlePolicy: 'max-bundle',
+    rtcpMuxPolicy: 'require',
+  });
   pc.onicecandidate = (ev) => {
     // `null` (and Chrome's empty-string candidate) both mean end of candidates: send "".
     const candidate = ev.candidate && ev.candidate.candidate ? ev.candidate.candidate : '';
@@ -23,6 +30,7 @@ export function createPeerConnection(target, iceServers, { signaling, log, onFai
   pc.onconnectionstatechange = () => {
     log('log', `${target} connection ${pc.connectionState}`);
     if (pc.connectionState === 'failed') onFailed();
+    if (pc.connectionState === 'connected' && onConnected) onConnected();
   };
   return pc;
 }

@@ -13,6 +13,7 @@ import { ChorusError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { logTo } from './log.js';
 import { LocalParticipant, LocalTrack } from './participants.js';
+import { selectedPath } from './path.js';
 import { createPeerConnection } from './peer.js';
 import { Publisher } from './publisher.js';
 import { QualityControl } from './quality.js';
@@ -25,10 +26,12 @@ import { Subscriber } from './subscriber.js';
 export class Room extends Emitter {
   /**
    * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function},
-   *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean}} [options]
+   *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean, iceTransportPolicy?: 'all'|'relay'}}
+   *   [options]
    *   `debug` logs every signaling message (SDP abbreviated). `defaultQuality` is the receive quality of
    *   remote video unless `setTrackQuality` says otherwise; `adaptiveStream` lets the server send no bigger
-   *   layer than the elements a track is attached to show.
+   *   layer than the elements a track is attached to show. `iceTransportPolicy: 'relay'` connects through TURN
+   *   only (see `docs/connectivity.md`); by default the browser tries UDP, ICE-TCP and TURN together.
    */
   constructor(options = {}) {
     super();
@@ -40,6 +43,9 @@ export class Room extends Emitter {
     /** @type {Map<string, import('./participants.js').RemoteParticipant>} */
     this.participants = new Map();
     this.localTracks = []; // every LocalTrack, including those still waiting for a sid
+    this.iceTransportPolicy = options.iceTransportPolicy === 'relay' ? 'relay' : 'all';
+    /** How each peer connection reaches the server: {publisher, subscriber} of `selectedPath()` results. */
+    this.connectionPath = { publisher: null, subscriber: null };
     this._signaling = new Signaling({
       state: () => this.state,
       debug: () => this.debug,
@@ -132,8 +138,10 @@ export class Room extends Emitter {
   }
 
   _createPeerConnection(target, iceServers) {
-    return createPeerConnection(target, iceServers, {
+    const pc = createPeerConnection(target, iceServers, {
       signaling: this._signaling,
+      iceTransportPolicy: this.iceTransportPolicy,
+      onConnected: () => this._updatePath(target, pc),
       log: (level, ...args) => this._log(level, ...args),
       onFailed: () => {
         if (this.state !== 'disconnected') {
@@ -141,6 +149,20 @@ export class Room extends Emitter {
         }
       },
     });
+    return pc;
+  }
+
+  /** Reads which path `target`'s connection took and emits `connectionPath`. */
+  async _updatePath(target, pc) {
+    try {
+      const path = await selectedPath(pc);
+      if (!path) return;
+      this.connectionPath = { ...this.connectionPath, [target]: path };
+      this._log('log', `${target} connected over ${path.path} (${path.local} -> ${path.remote})`);
+      this.emit('connectionPath', this.connectionPath);
+    } catch (err) {
+      this._log('warn', `cannot read the ${target} path: ${err.message}`);
+    }
   }
 
   /** The signaling socket closed or went silent (signaling has already closed it). */

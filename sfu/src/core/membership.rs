@@ -31,15 +31,10 @@ impl WorkerCore {
             return;
         };
         let sctp_buffer = self.data_limits.receiver_buffer_bytes;
-        let peers = Peer::new(now, self.local_addr, None, sctp_buffer).and_then(|p| {
+        let peers = Peer::new(now, &self.endpoint, None, sctp_buffer).and_then(|p| {
             Ok((
                 p,
-                Peer::new(
-                    now,
-                    self.local_addr,
-                    Some(INITIAL_ESTIMATE_BPS),
-                    sctp_buffer,
-                )?,
+                Peer::new(now, &self.endpoint, Some(INITIAL_ESTIMATE_BPS), sctp_buffer)?,
             ))
         });
         let (publisher, subscriber) = match peers {

@@ -14,11 +14,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use str0m::bwe::BweKind;
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use str0m::{Event as RtcEvent, IceConnectionState};
 
 use crate::api::{Command, DataLimits, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
 use crate::participant::Participant;
+use crate::peer::LocalEndpoint;
 use crate::room::{RoomMedia, TrackRoute};
 use crate::router::Router;
 pub use crate::stats::WorkerStats;
@@ -33,8 +34,8 @@ mod simulcast;
 pub const ICE_DISCONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 
 pub struct WorkerCore {
-    /// The address advertised to clients as our host candidate.
-    local_addr: SocketAddr,
+    /// The addresses advertised to clients as our host candidates.
+    endpoint: LocalEndpoint,
     rooms: HashMap<RoomKey, RoomMedia>,
     participants: HashMap<ParticipantKey, Participant>,
     tracks: HashMap<TrackKey, TrackRoute>,
@@ -64,7 +65,11 @@ pub struct WorkerCore {
 impl WorkerCore {
     pub fn new(local_addr: SocketAddr) -> Self {
         WorkerCore {
-            local_addr,
+            endpoint: LocalEndpoint {
+                udp: local_addr,
+                tcp: None,
+                ufrag_prefix: String::new(),
+            },
             rooms: HashMap::new(),
             participants: HashMap::new(),
             tracks: HashMap::new(),
@@ -84,7 +89,14 @@ impl WorkerCore {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.endpoint.udp
+    }
+
+    /// Also offer a passive ICE-TCP host candidate at `tcp`; ufrags start with `ufrag_prefix` (see `tcp.rs`).
+    pub fn with_ice_tcp(mut self, tcp: SocketAddr, ufrag_prefix: String) -> Self {
+        self.endpoint.tcp = Some(tcp);
+        self.endpoint.ufrag_prefix = ufrag_prefix;
+        self
     }
 
     pub fn participant_count(&self) -> usize {
@@ -128,6 +140,18 @@ impl WorkerCore {
         destination: SocketAddr,
         data: &[u8],
     ) {
+        self.handle_datagram_via(now, Protocol::Udp, source, destination, data);
+    }
+
+    /// [`WorkerCore::handle_datagram`] for a datagram that came over `proto` (ICE-TCP frames: `Protocol::Tcp`).
+    pub fn handle_datagram_via(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
         self.stats.datagrams_in += 1;
         let Some((pk, pc)) = self.router.route(source, data) else {
             self.stats.datagrams_unrouted += 1;
@@ -139,7 +163,10 @@ impl WorkerCore {
                 return;
             };
             core.current = Some(pk);
-            if let Err(e) = p.peer(pc).handle_datagram(now, source, destination, data) {
+            if let Err(e) = p
+                .peer(pc)
+                .handle_datagram(now, proto, source, destination, data)
+            {
                 core.fail_participant(pk, format!("{pc:?} connection failed: {e}"));
                 return;
             }

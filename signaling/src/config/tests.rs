@@ -342,3 +342,29 @@ fn chat_settings_from_file_and_flags_with_bounds() {
         Some(7)
     );
 }
+
+#[test]
+fn turn_section_is_validated() {
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let sample = include_str!("../../../config/chorus.sample.toml");
+    let config = Config::from_toml_str(sample).expect("sample parses");
+    assert_eq!(config.rtc_tcp_port, DEFAULT_RTC_TCP_PORT);
+    let turn = config
+        .turn
+        .clone()
+        .into_settings(ip, ip)
+        .expect("sample turn");
+    assert!(turn.enabled);
+    assert_eq!(turn.udp_addr.port(), 3478);
+    assert_eq!(turn.credential_ttl.as_secs(), 300);
+
+    let bad = Config::from_toml_str("[turn]\nallow_peers = [\"10.0.0.0/33\"]").expect("parses");
+    let err = bad.turn.into_settings(ip, ip).expect_err("malformed CIDR");
+    assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+    let half_tls = Config::from_toml_str("[turn]\ntls_port = 5349").expect("parses");
+    assert!(half_tls.turn.into_settings(ip, ip).is_err());
+    let short = Config::from_toml_str("[turn]\nsecret = \"short\"").expect("parses");
+    assert!(short.turn.into_settings(ip, ip).is_err());
+    let ext = Config::from_toml_str("[[turn.external]]\nurls = [\"http://x\"]").expect("parses");
+    assert!(ext.turn.into_settings(ip, ip).is_err());
+}

@@ -477,7 +477,10 @@ impl Room {
             resume_token: member.resume_token.clone(),
             resume_window_secs: self.settings.resume_window.as_secs(),
             ping_interval_secs: self.settings.ping_interval.as_secs().max(1),
-            ice_servers: Vec::new(),
+            ice_servers: self
+                .settings
+                .ice_servers
+                .issue(&member.sid, crate::auth::now_unix_secs()),
         }
     }
 }

@@ -6,8 +6,8 @@
 
 mod actor;
 mod admin;
-mod data;
 mod chat;
+mod data;
 mod events;
 mod media;
 mod member;

@@ -21,6 +21,8 @@ pub struct RoomSettings {
     pub empty_timeout: Duration,
     /// Chat limits and history size.
     pub chat: super::ChatSettings,
+    /// The STUN/TURN servers (with fresh credentials) each join response carries.
+    pub ice_servers: std::sync::Arc<crate::turn::IceServerSource>,
 }
 
 /// Per-room options, set when the room is created through the API (defaults otherwise).

@@ -14,7 +14,7 @@ use crate::auth::ApiKey;
 use crate::room::{RoomEvent, RoomObserver};
 use crate::store::{NewDelivery, Store};
 
-mod address;
+pub(crate) mod address;
 mod delivery;
 pub mod event;
 pub mod sign;

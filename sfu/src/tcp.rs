@@ -1,0 +1,256 @@
+//! ICE over TCP (RFC 6544): one passive TCP host candidate on one port for all workers, with RFC 4571 framing
+//! (each packet preceded by its 16-bit length). For clients whose network blocks UDP.
+//!
+//! Threads, not the worker loop: an acceptor thread, and per connection a reader thread (cuts frames, hands
+//! them to the worker) and a writer thread (frames and writes what the worker sends, from a bounded queue, so
+//! a slow client never blocks a worker). The first frame must be a STUN binding request whose USERNAME starts
+//! with a local ufrag; every ufrag starts with its worker's index in three hex digits ([`ufrag_prefix`]), which
+//! says which worker gets the connection. A connection that sends anything else first, stays silent, or sends
+//! an oversized frame is closed; it never affects others. This file must not touch str0m: workers feed the
+//! frames to their core as datagrams of protocol TCP (`io.rs`).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::router::{is_stun, stun_local_ufrag};
+
+/// Time for a new connection to send its first frame.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection silent this long is closed (browsers send a consent check every few seconds).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections open at once.
+const MAX_CONNECTIONS: usize = 2048;
+/// Frames queued towards one connection; beyond it they are dropped, like UDP under congestion.
+const WRITE_QUEUE: usize = 512;
+/// How often the acceptor checks for shutdown.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+/// The ufrag prefix of worker `index`.
+pub fn ufrag_prefix(index: usize) -> String {
+    format!("{:03x}", index & 0xfff)
+}
+
+/// The worker a local ufrag belongs to.
+fn worker_of(ufrag: &str) -> Option<usize> {
+    usize::from_str_radix(ufrag.get(..3)?, 16).ok()
+}
+
+/// What the TCP threads tell a worker.
+#[derive(Debug)]
+pub enum TcpInput {
+    /// A connection from `remote` belongs to this worker; frames for it go to `writer`.
+    Opened {
+        remote: SocketAddr,
+        writer: SyncSender<Vec<u8>>,
+    },
+    /// One frame (without its length prefix).
+    Frame { remote: SocketAddr, data: Vec<u8> },
+    /// The connection ended.
+    Closed { remote: SocketAddr },
+}
+
+/// The running acceptor; dropping it stops accepting (open connections end with their clients or workers).
+#[derive(Debug)]
+pub struct TcpAcceptor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpAcceptor {
+    /// Accept on `listener`, handing connections to `workers[i]` by the ufrag prefix.
+    pub fn start(listener: TcpListener, workers: Vec<Sender<TcpInput>>) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("chorus-ice-tcp".into())
+            .spawn(move || accept_loop(listener, workers, &flag))?;
+        Ok(TcpAcceptor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for TcpAcceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, workers: Vec<Sender<TcpInput>>, stop: &AtomicBool) {
+    let open = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        let (stream, remote) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "ICE-TCP accept failed");
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(%remote, "too many ICE-TCP connections; refusing one");
+            continue;
+        }
+        let workers = workers.clone();
+        let counter = Arc::clone(&open);
+        let spawned = std::thread::Builder::new()
+            .name("chorus-ice-tcp-conn".into())
+            .spawn(move || {
+                match serve(stream, remote, &workers) {
+                    Ok(()) => tracing::debug!(%remote, "ICE-TCP connection closed"),
+                    Err(e) => tracing::debug!(%remote, error = %e, "ICE-TCP connection ended"),
+                }
+                counter.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "cannot start an ICE-TCP connection thread");
+        }
+    }
+}
+
+/// Runs one connection on this thread (reading) plus a writer thread, until either side ends.
+fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    workers: &[Sender<TcpInput>],
+) -> Result<(), String> {
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
+    reader
+        .set_read_timeout(Some(FIRST_FRAME_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let first = read_frame(&mut reader, &mut buf)?.ok_or("closed before the first frame")?;
+    let ufrag = if is_stun(first) {
+        stun_local_ufrag(first)
+    } else {
+        None
+    };
+    let worker = ufrag
+        .and_then(worker_of)
+        .and_then(|i| workers.get(i))
+        .ok_or("first frame is not a STUN request for one of our ufrags")?;
+    let first = first.to_vec();
+
+    let (tx, rx) = mpsc::sync_channel(WRITE_QUEUE);
+    let mut writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    let writer = std::thread::Builder::new()
+        .name("chorus-ice-tcp-write".into())
+        .spawn(move || write_loop(&mut writer_stream, rx))
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        worker
+            .send(TcpInput::Opened { remote, writer: tx })
+            .map_err(|_| "worker stopped")?;
+        worker
+            .send(TcpInput::Frame {
+                remote,
+                data: first,
+            })
+            .map_err(|_| "worker stopped")?;
+        reader
+            .set_read_timeout(Some(IDLE_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        while let Some(frame) = read_frame(&mut reader, &mut buf)? {
+            let data = frame.to_vec();
+            worker
+                .send(TcpInput::Frame { remote, data })
+                .map_err(|_| "worker stopped")?;
+        }
+        Ok::<(), String>(())
+    })();
+    // The worker drops the writer's queue on Closed, which ends the writer thread.
+    let _ = worker.send(TcpInput::Closed { remote });
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = writer.join();
+    result
+}
+
+/// The next frame into `buf`; `None` on a clean end of stream between frames.
+fn read_frame<'a, R: Read>(r: &mut R, buf: &'a mut [u8]) -> Result<Option<&'a [u8]>, String> {
+    let mut len = [0u8; 2];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            return Err("idle".into())
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let len = usize::from(u16::from_be_bytes(len));
+    if len == 0 {
+        return Err("empty frame".into());
+    }
+    let frame = buf.get_mut(..len).ok_or("frame larger than the buffer")?;
+    r.read_exact(frame).map_err(|e| e.to_string())?;
+    Ok(Some(frame))
+}
+
+fn write_loop(stream: &mut TcpStream, rx: Receiver<Vec<u8>>) {
+    while let Ok(frame) = rx.recv() {
+        if let Err(e) = stream.write_all(&frame) {
+            tracing::debug!(error = %e, "ICE-TCP write failed");
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// `data` with its RFC 4571 length prefix, or `None` if it cannot be framed (over 65535 bytes).
+pub fn frame(data: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(data.len()).ok()?;
+    let mut out = Vec::with_capacity(data.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(data);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ufrag_prefix_round_trips() {
+        for i in [0, 1, 15, 16, 255, 1023] {
+            assert_eq!(worker_of(&format!("{}abcd", ufrag_prefix(i))), Some(i));
+        }
+        assert_eq!(worker_of("zz"), None);
+        assert_eq!(worker_of("xyzabc"), None);
+    }
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let mut wire = frame(b"hello").expect("small");
+        wire.extend(frame(&[7; 300]).expect("small"));
+        let mut r = &wire[..];
+        let mut buf = vec![0u8; 65535];
+        assert_eq!(read_frame(&mut r, &mut buf), Ok(Some(&b"hello"[..])));
+        assert_eq!(
+            read_frame(&mut r, &mut buf).map(|f| f.map(<[u8]>::len)),
+            Ok(Some(300))
+        );
+        assert_eq!(read_frame(&mut r, &mut buf), Ok(None));
+        let mut truncated: &[u8] = &[0, 10, 1, 2];
+        assert!(read_frame(&mut truncated, &mut buf).is_err());
+        let mut empty: &[u8] = &[0, 0];
+        assert!(read_frame(&mut empty, &mut buf).is_err());
+        assert!(frame(&vec![0; 70_000]).is_none());
+    }
+}

@@ -1,0 +1,223 @@
+//! The embedded TURN server against webrtc-rs's TURN client on loopback: credentials from the join response
+//! allocate; wrong, forged and expired ones do not; the relay refuses loopback peers other than the SFU's media
+//! address (and the allowed CIDR); the per-participant quota holds; TURN over TCP frames and survives garbage.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_signaling::testing::TestServer;
+use chorus_signaling::turn::{credentials, PeerPolicy, TurnSettings};
+use support::join;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
+
+const SECRET: &[u8] = b"turn-test-secret-0123456789";
+
+async fn server(quota: usize) -> TestServer {
+    TestServer::start_with(|s| {
+        s.turn = TurnSettings {
+            secret: Some(SECRET.to_vec()),
+            allocations_per_participant: quota,
+            policy: PeerPolicy::new(Vec::new(), &["127.0.0.3/32".into()], &[]).expect("cidr"),
+            ..TurnSettings::loopback_ephemeral()
+        };
+    })
+    .await
+    .expect("server")
+}
+
+fn udp_addr(ts: &TestServer) -> SocketAddr {
+    ts.server.turn.udp_addr.expect("TURN UDP listening")
+}
+
+async fn client(turn: SocketAddr, username: &str, password: &str) -> Client {
+    let conn = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    let c = Client::new(ClientConfig {
+        stun_serv_addr: String::new(),
+        turn_serv_addr: turn.to_string(),
+        username: username.to_string(),
+        password: password.to_string(),
+        realm: "chorus".to_string(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn,
+        vnet: None,
+    })
+    .await
+    .expect("client");
+    c.listen().await.expect("listen");
+    c
+}
+
+async fn allocate(turn: SocketAddr, username: &str, password: &str) -> Result<impl Conn, String> {
+    let c = client(turn, username, password).await;
+    let relay = tokio::time::timeout(Duration::from_secs(10), c.allocate())
+        .await
+        .map_err(|_| "allocate timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    // Keep the client (its read loop) alive as long as the relay.
+    std::mem::forget(c);
+    Ok(relay)
+}
+
+/// Nothing arrives at `sock` for a while.
+async fn silent(sock: &UdpSocket) -> bool {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(Duration::from_millis(400), sock.recv_from(&mut buf))
+        .await
+        .is_err()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_hands_out_turn_urls_with_working_credentials() {
+    let ts = server(10).await;
+    let (_ws, joined) = join(&ts, "r", "alice").await;
+    let server = joined.ice_servers.first().expect("an ICE server");
+    let udp = udp_addr(&ts);
+    let tcp = ts.server.turn.tcp_addr.expect("TURN TCP listening");
+    assert!(server
+        .urls
+        .contains(&format!("turn:127.0.0.1:{}?transport=udp", udp.port())));
+    assert!(server
+        .urls
+        .contains(&format!("turn:127.0.0.1:{}?transport=tcp", tcp.port())));
+    let username = server.username.clone().expect("username");
+    let password = server.credential.clone().expect("credential");
+    let (expiry, sid) = username.split_once(':').expect("expiry:sid");
+    assert_eq!(sid, joined.participant.sid);
+    let ttl = expiry.parse::<u64>().expect("expiry") - chorus_signaling::auth::now_unix_secs();
+    assert!((295..=300).contains(&ttl), "{ttl}");
+
+    let relay = allocate(udp, &username, &password)
+        .await
+        .expect("valid credentials allocate");
+    assert_eq!(
+        relay.local_addr().expect("relay").ip().to_string(),
+        "127.0.0.1"
+    );
+
+    // The SFU's media address is the one loopback peer the relay reaches.
+    let media = ts.server.media_addrs[0];
+    relay
+        .send_to(b"to the sfu", media)
+        .await
+        .expect("SFU allowed");
+
+    // An allowed CIDR (127.0.0.3) receives what is relayed.
+    let allowed = UdpSocket::bind("127.0.0.3:0")
+        .await
+        .expect("bind 127.0.0.3");
+    relay
+        .send_to(b"hello", allowed.local_addr().expect("addr"))
+        .await
+        .expect("allowed peer");
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), allowed.recv_from(&mut buf))
+        .await
+        .expect("relayed data arrives")
+        .expect("recv");
+    assert_eq!(&buf[..n], b"hello");
+    assert_eq!(from, relay.local_addr().expect("relay addr"));
+
+    // Another loopback address is refused with 403 and reaches nothing.
+    let other = UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let err = relay
+        .send_to(b"sneak", other.local_addr().expect("addr"))
+        .await
+        .expect_err("refused peer");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(silent(&other).await, "nothing may reach 127.0.0.2");
+
+    // TURN permissions are per IP, so the SFU's permission covers 127.0.0.1 as a whole and the client cannot
+    // tell; the relay socket still refuses every port of it but the SFU's.
+    let same_ip = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let _ = relay
+        .send_to(b"sneak", same_ip.local_addr().expect("addr"))
+        .await;
+    assert!(
+        silent(&same_ip).await,
+        "nothing may reach another port of the SFU's IP"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_forged_and_expired_credentials_are_refused() {
+    let ts = server(10).await;
+    let udp = udp_addr(&ts);
+    let now = chorus_signaling::auth::now_unix_secs();
+    let good = credentials::issue(SECRET, "PA_x", now, 300);
+    allocate(udp, &good.username, &good.password)
+        .await
+        .expect("control: valid credentials");
+
+    let wrong = allocate(udp, &good.username, "not-the-password").await;
+    assert!(wrong.is_err(), "wrong password must not allocate");
+    let forged = credentials::issue(b"another-secret-0123456789", "PA_x", now, 300);
+    assert!(allocate(udp, &forged.username, &forged.password)
+        .await
+        .is_err());
+    let expired = credentials::issue(SECRET, "PA_x", now - 600, 300);
+    assert!(allocate(udp, &expired.username, &expired.password)
+        .await
+        .is_err());
+    assert!(
+        allocate(udp, "PA_x", &good.password).await.is_err(),
+        "no expiry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allocation_quota_per_participant() {
+    let ts = server(2).await;
+    let udp = udp_addr(&ts);
+    let now = chorus_signaling::auth::now_unix_secs();
+    let a = credentials::issue(SECRET, "PA_a", now, 300);
+    let _r1 = allocate(udp, &a.username, &a.password).await.expect("1st");
+    let _r2 = allocate(udp, &a.username, &a.password).await.expect("2nd");
+    assert!(
+        allocate(udp, &a.username, &a.password).await.is_err(),
+        "3rd is over quota"
+    );
+    let b = credentials::issue(SECRET, "PA_b", now, 300);
+    allocate(udp, &b.username, &b.password)
+        .await
+        .expect("others are not affected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turn_over_tcp_frames_stun_and_drops_garbage_connections() {
+    let ts = server(10).await;
+    let tcp = ts.server.turn.tcp_addr.expect("TURN TCP");
+    // A STUN Binding request: type 0x0001, no attributes.
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&[7; 12]);
+
+    let mut garbage = TcpStream::connect(tcp).await.expect("connect");
+    garbage.write_all(&[0xff; 64]).await.expect("write");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), garbage.read(&mut buf))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "garbage gets the connection closed");
+
+    let mut good = TcpStream::connect(tcp).await.expect("connect");
+    // Split the request across writes: framing must not depend on segment boundaries.
+    good.write_all(&request[..7]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    good.write_all(&request[7..]).await.expect("write");
+    let mut header = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(5), good.read_exact(&mut header))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&header[..2], &[0x01, 0x01], "Binding success response");
+    assert_eq!(&header[8..20], &[7; 12], "same transaction");
+}

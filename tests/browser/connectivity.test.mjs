@@ -1,0 +1,182 @@
+// Connectivity fallbacks in headless Chromium (see docs/connectivity.md):
+//  1. a tab with iceTransportPolicy 'relay' (`&relay=1`) sends and receives media through the embedded TURN;
+//  2. the same with credentials that expired (correctly signed) never connects;
+//  3. with UDP to the media port dropped by a firewall rule (nftables in a network namespace of our own), two
+//     tabs connect over ICE-TCP and media flows (TURN off, so nothing else could carry it).
+// Everything runs on loopback. As root, one network namespace holds Chromium and both servers; without root
+// (or without nft) tests 1-2 run on the host loopback and test 3 prints a loud SKIP.
+// At most two tabs are open at a time.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Browser, ChorusServer, stats, waitFor, withDiagnostics } from './harness.mjs';
+
+const TURN_SECRET = 'connectivity-test-secret-0123456789';
+const ns = `chorus-conn-${process.pid}`;
+
+function have(cmd) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates our namespace (loopback only) or says why it cannot. */
+function makeNamespace() {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not running as root';
+  if (!have('ip') || !have('nft')) return 'ip or nft missing (scripts/test.sh installs nftables as root)';
+  try {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    return null;
+  } catch (err) {
+    return `cannot create a network namespace: ${err.message}`;
+  }
+}
+
+/** Drops UDP to `port` inside our namespace, both directions on its loopback. */
+function blockUdp(port) {
+  const rules = `table inet chorus_test {
+  chain in { type filter hook input priority 0; udp dport ${port} drop; }
+  chain out { type filter hook output priority 0; udp dport ${port} drop; }
+}`;
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: rules });
+}
+
+/** Waits until `entry` decodes video from `identity` and the frame count keeps growing. */
+async function assertReceives(entry, identity, what) {
+  let first = 0;
+  await waitFor(
+    async () => {
+      const s = (await stats(entry))[identity];
+      if (!s || !(s.videoFramesDecoded > 0)) throw new Error(`${entry.label}<-${identity}: ${JSON.stringify(s)}`);
+      first = s.videoFramesDecoded;
+      return true;
+    },
+    { timeoutMs: 30000, intervalMs: 1000, what: `${what}: ${entry.label} decodes ${identity}` },
+  );
+  await waitFor(async () => (await stats(entry))[identity]?.videoFramesDecoded > first + 10, {
+    timeoutMs: 10000,
+    intervalMs: 500,
+    what: `${what}: ${entry.label} keeps decoding ${identity}`,
+  });
+}
+
+async function paths(entry) {
+  return entry.page.evaluate(() => window.chorusPath);
+}
+
+async function closePage(entry) {
+  await entry.context.close().catch(() => {});
+}
+
+describe('connectivity', { timeout: 240000 }, () => {
+  const nsProblem = makeNamespace();
+  const wrap = nsProblem ? [] : ['ip', 'netns', 'exec', ns];
+  const relayServer = new ChorusServer({ wrap, extraArgs: ['--turn-secret', TURN_SECRET] });
+  const browser = new Browser();
+  let tcpServer = null;
+
+  before(async () => {
+    if (nsProblem) console.log(`note: no network namespace (${nsProblem}); relay tests run on the host loopback`);
+    await relayServer.start();
+    await browser.launch({ wrap });
+  });
+
+  after(async () => {
+    await browser.close();
+    await relayServer.stop();
+    if (tcpServer) await tcpServer.stop();
+    if (!nsProblem) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns]);
+      } catch (err) {
+        console.log(`warning: could not delete namespace ${ns}: ${err.message}`);
+      }
+    }
+  });
+
+  it('a relay-only tab sends and receives media through the embedded TURN; expired credentials are refused', async () => {
+    const room = `relay-${Date.now().toString(36)}`;
+    const url = (id, extra = '') => `${relayServer.baseUrl}/?room=${room}&identity=${id}&debug=1${extra}`;
+    await withDiagnostics('relay', { server: relayServer, browser }, async () => {
+      const alice = await browser.open('alice', url('alice'));
+      const bob = await browser.open('bob', url('bob', '&relay=1'));
+      await assertReceives(bob, 'alice', 'relay');
+      await assertReceives(alice, 'bob', 'relay');
+      await waitFor(
+        async () => {
+          const p = await paths(bob);
+          return p.publisher?.path === 'relay' && p.subscriber?.path === 'relay';
+        },
+        { timeoutMs: 10000, what: 'bob to report relay paths' },
+      );
+      const b = await paths(bob);
+      const a = await paths(alice);
+      console.log(`bob (relay=1): ${b.publisher.local} -> ${b.publisher.remote}; alice: ${a.publisher?.path}`);
+      assert.equal(b.publisher.relayProtocol, 'udp');
+      assert.notEqual(a.publisher?.path, 'relay', 'alice was not asked to relay');
+      await closePage(bob);
+
+      // Carol gets credentials whose expiry has passed, correctly signed, so only the expiry check refuses them.
+      const carol = await browser.open('carol', 'about:blank');
+      const username = `${Math.floor(Date.now() / 1000) - 60}:expired`;
+      const credential = crypto.createHmac('sha1', TURN_SECRET).update(username).digest('base64');
+      await carol.page.routeWebSocket(/\/rtc/, (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((text) => {
+          const msg = JSON.parse(text);
+          if (msg.type === 'joined') msg.iceServers = msg.iceServers.map((s) => ({ ...s, username, credential }));
+          ws.send(JSON.stringify(msg));
+        });
+      });
+      await carol.page.goto(url('carol', '&relay=1'));
+      await waitFor(async () => (await carol.page.evaluate(() => window.chorusState)) === 'connected', {
+        timeoutMs: 15000,
+        what: 'carol to join (signaling)',
+      });
+      await sleep(10000);
+      const c = await paths(carol);
+      assert.equal(c.publisher, null, `carol's publisher must not connect: ${JSON.stringify(c.publisher)}`);
+      assert.equal(c.subscriber, null, `carol's subscriber must not connect: ${JSON.stringify(c.subscriber)}`);
+      assert.ok(!(await stats(carol)).alice?.videoFramesDecoded, 'carol must not receive media');
+      assert.match(relayServer.log.text(), /TURN credentials refused.*expired/);
+      await closePage(carol);
+      await closePage(alice);
+    });
+  });
+
+  it('with UDP to the media port blocked, two tabs connect over ICE-TCP', async (t) => {
+    if (nsProblem) {
+      console.log(`\n*** SKIP ICE-TCP test: ${nsProblem} ***\n`);
+      t.skip(nsProblem);
+      return;
+    }
+    tcpServer = new ChorusServer({ wrap, extraArgs: ['--turn', 'false'] });
+    await tcpServer.start();
+    blockUdp(tcpServer.rtcPort);
+    const room = `tcp-${Date.now().toString(36)}`;
+    const url = (id) => `${tcpServer.baseUrl}/?room=${room}&identity=${id}&debug=1`;
+    await withDiagnostics('ice-tcp', { server: tcpServer, browser }, async () => {
+      const alice = await browser.open('alice', url('alice'));
+      const bob = await browser.open('bob', url('bob'));
+      await assertReceives(bob, 'alice', 'ICE-TCP');
+      await assertReceives(alice, 'bob', 'ICE-TCP');
+      for (const entry of [alice, bob]) {
+        const p = await paths(entry);
+        assert.equal(p.publisher?.path, 'tcp', `${entry.label} publisher: ${JSON.stringify(p.publisher)}`);
+        assert.equal(p.subscriber?.path, 'tcp', `${entry.label} subscriber: ${JSON.stringify(p.subscriber)}`);
+      }
+      const p = await paths(alice);
+      console.log(`ICE-TCP: alice ${p.publisher.local} -> ${p.publisher.remote}`);
+      await closePage(alice);
+      await closePage(bob);
+    });
+  });
+});

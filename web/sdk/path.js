@@ -1,0 +1,34 @@
+/**
+ * Chorus SDK — which network path a peer connection uses, from its selected ICE candidate pair:
+ * `udp` (direct UDP), `tcp` (ICE over TCP to the server's passive TCP candidate) or `relay` (through a TURN
+ * server; `relayProtocol` says how this client reaches it: udp, tcp or tls).
+ *
+ * Only reads `getStats()`; never changes the connection.
+ */
+
+/**
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<{path: 'udp'|'tcp'|'relay', relayProtocol?: string, local: string, remote: string}|null>}
+ *   `null` while no pair is selected
+ */
+export async function selectedPath(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+  });
+  if (!pair) {
+    // Firefox has no transport stats: the nominated, succeeded pair.
+    stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    });
+  }
+  if (!pair) return null;
+  const local = stats.get(pair.localCandidateId);
+  const remote = stats.get(pair.remoteCandidateId);
+  if (!local || !remote) return null;
+  const describe = (c) => `${c.candidateType} ${c.protocol} ${c.address || c.ip}:${c.port}`;
+  const out = { local: describe(local), remote: describe(remote) };
+  if (local.candidateType === 'relay') return { path: 'relay', relayProtocol: local.relayProtocol, ...out };
+  return { path: remote.protocol === 'tcp' || local.protocol === 'tcp' ? 'tcp' : 'udp', ...out };
+}
