@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::data::{Channels, DataLoad, MIN_MESSAGE_BYTES};
 use crate::http::HttpUrl;
 
 /// Why the flags do not describe a runnable load test.
@@ -83,6 +84,18 @@ pub struct Args {
     /// Room name prefix (rooms are PREFIX-0, PREFIX-1, …); default: a random one per run.
     #[arg(long)]
     pub room_prefix: Option<String>,
+    /// Data-only participants per room (no media; they send data messages and receive everyone's).
+    #[arg(long, default_value_t = 0)]
+    pub data_participants: usize,
+    /// Messages per second each data participant sends (mind the server's `[data]` rate limit, default 200).
+    #[arg(long, default_value_t = 10)]
+    pub data_rate: u32,
+    /// Bytes per data message (payload; at least 8, the send time).
+    #[arg(long, default_value_t = 64)]
+    pub data_size: usize,
+    /// Data channel(s) the data participants send on.
+    #[arg(long, value_enum, default_value = "both")]
+    pub data_channel: Channels,
 }
 
 /// Where to get tokens.
@@ -114,6 +127,9 @@ pub struct Config {
     pub progress_interval: Duration,
     pub settle_timeout: Duration,
     pub room_prefix: String,
+    /// Data-only participants per room (0: no data load).
+    pub data_participants: usize,
+    pub data: DataLoad,
 }
 
 /// At most this many participants in one run (the load tester's own CPU is the limit long before).
@@ -131,15 +147,30 @@ impl Config {
         if args.rooms == 0 {
             return Err(invalid("rooms", "must be at least 1"));
         }
-        if args.publishers == 0 {
+        if args.publishers == 0 && args.data_participants == 0 {
             return Err(invalid(
                 "publishers",
-                "must be at least 1 (nothing to forward otherwise)",
+                "must be at least 1 without --data-participants (nothing to forward otherwise)",
             ));
+        }
+        if args.data_participants > 0 {
+            if !(1..=10_000).contains(&args.data_rate) {
+                return Err(invalid(
+                    "data-rate",
+                    "must be between 1 and 10000 messages/s",
+                ));
+            }
+            if !(MIN_MESSAGE_BYTES..=256 * 1024).contains(&args.data_size) {
+                return Err(invalid(
+                    "data-size",
+                    format!("must be between {MIN_MESSAGE_BYTES} and 262144 bytes"),
+                ));
+            }
         }
         let per_room = args
             .publishers
             .checked_add(args.subscribers)
+            .and_then(|n| n.checked_add(args.data_participants))
             .ok_or_else(|| invalid("subscribers", "too many"))?;
         let total = per_room
             .checked_mul(args.rooms)
@@ -153,7 +184,7 @@ impl Config {
         if total < 2 {
             return Err(invalid(
                 "subscribers",
-                "a room with one publisher needs at least one subscriber",
+                "a room needs at least two participants (publishers, subscribers and data participants)",
             ));
         }
         if args.duration < Duration::from_secs(1) {
@@ -214,11 +245,22 @@ impl Config {
             progress_interval: args.progress_interval,
             settle_timeout: args.settle_timeout,
             room_prefix,
+            data_participants: args.data_participants,
+            data: DataLoad {
+                messages_per_sec: args.data_rate,
+                bytes: args.data_size,
+                channels: args.data_channel,
+            },
         })
     }
 
+    /// Participants per room.
+    pub fn per_room(&self) -> usize {
+        self.publishers + self.subscribers + self.data_participants
+    }
+
     pub fn participants(&self) -> usize {
-        self.rooms * (self.publishers + self.subscribers)
+        self.rooms * self.per_room()
     }
 }
 

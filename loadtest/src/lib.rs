@@ -7,9 +7,10 @@
 //! packets, hence **server CPU µs per forwarded packet** and **subscriber video streams per core**.
 //!
 //! `config.rs` owns the flags, `run.rs` the sequence, `report.rs` the figures (JSON field names are a stable
-//! interface, see `loadtest/README.md`), `scrape.rs` and `http.rs` the `/metrics` reads, `tokens.rs` the tokens.
+//! interface, see `loadtest/README.md`), `scrape.rs` and `http.rs` the `/metrics` reads, `tokens.rs` the tokens, `data.rs` the data-channel load (`--data-participants`).
 
 mod config;
+pub mod data;
 pub mod http;
 mod report;
 mod run;

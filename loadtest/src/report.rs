@@ -9,6 +9,7 @@ use std::time::Duration;
 use chorus_client::{LatencyHistogram, ReceivedTrackStats, TrackKind};
 use serde::Serialize;
 
+use crate::data::{DataFigures, KindFigures};
 use crate::scrape::ServerSample;
 
 /// Bumped when a field changes meaning or disappears (new fields may be added without a bump).
@@ -79,6 +80,8 @@ pub struct Report {
     pub server_cpu_us_per_forwarded_packet: Option<f64>,
     /// Video streams one fully busy core would carry at the measured CPU cost: streams / cores used.
     pub subscriber_video_streams_per_core: Option<f64>,
+    /// Data-channel load (`--data-participants`): delivery and latency per channel kind; `null` without it.
+    pub data: Option<DataFigures>,
 }
 
 /// One receiver's counters for each remote track, keyed by track sid.
@@ -214,6 +217,7 @@ impl Report {
             server,
             server_cpu_us_per_forwarded_packet: cpu_per_packet,
             subscriber_video_streams_per_core: streams_per_core,
+            data: None,
         }
     }
 }
@@ -272,6 +276,13 @@ impl fmt::Display for Report {
             Opt(self.latency_ms_max, " ms"),
             self.latency_samples
         )?;
+        if let Some(d) = &self.data {
+            for (name, k) in [("reliable", &d.reliable), ("lossy", &d.lossy)] {
+                if let Some(k) = k {
+                    write_data_line(f, name, d, k)?;
+                }
+            }
+        }
         match &self.server {
             Some(s) => {
                 writeln!(
@@ -294,4 +305,30 @@ impl fmt::Display for Report {
             None => writeln!(f, "server          n/a (no /metrics figures)"),
         }
     }
+}
+
+fn write_data_line(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    d: &DataFigures,
+    k: &KindFigures,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "data {name:<10} {} sent ({}/s × {} B each by {} per room), {} of {} delivered ({}), latency p50 {}, p99 {}{}",
+        k.sent,
+        d.messages_per_sec,
+        d.message_bytes,
+        d.participants_per_room,
+        k.received,
+        k.expected,
+        Opt(k.delivery_ratio.map(|r| r * 100.0), " %"),
+        Opt(k.latency_ms_p50, " ms"),
+        Opt(k.latency_ms_p99, " ms"),
+        if k.send_errors > 0 {
+            format!(", {} send errors", k.send_errors)
+        } else {
+            String::new()
+        }
+    )
 }

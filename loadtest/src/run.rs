@@ -2,12 +2,14 @@
 //! measure a window with progress lines, leave, and build the [`Report`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chorus_client::{Client, ConnectOptions, LatencyHistogram, MediaOptions};
 use futures_util::stream::{self, StreamExt};
 
 use crate::config::Config;
+use crate::data::DataTally;
 use crate::report::{self, Received, Report, ReportConfig, Snapshot};
 use crate::scrape::{self, ServerSample};
 use crate::tokens::{TokenError, Tokens};
@@ -29,10 +31,19 @@ pub enum RunError {
 /// Where progress lines go (stdout for the CLI, a test's log in tests).
 pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
 
+/// What a participant does in the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Publisher,
+    Subscriber,
+    /// No media at all; sends data messages.
+    Data,
+}
+
 struct Participant {
-    client: Client,
+    client: Arc<Client>,
     room: usize,
-    publisher: bool,
+    role: Role,
 }
 
 /// Runs the whole test and returns its report (also written to `config.json`, if set).
@@ -58,6 +69,31 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
     ));
     settle(config, &participants, progress).await;
 
+    let tally = Arc::new(DataTally::default());
+    let (stop_data, data_stopped) = tokio::sync::watch::channel(false);
+    if config.data_participants > 0 {
+        // Everyone's channels open first, so no message goes out before all its receivers can get it.
+        let opening = participants
+            .iter()
+            .map(|p| p.client.wait_data_open(config.settle_timeout));
+        let failed = futures_util::future::join_all(opening)
+            .await
+            .into_iter()
+            .filter(|r| r.is_err())
+            .count();
+        if failed > 0 {
+            progress(&format!(
+                "warning: {failed} participants' data channels did not open"
+            ));
+        }
+        for p in &participants {
+            tally.spawn_receiver(Arc::clone(&p.client));
+            if p.role == Role::Data {
+                tally.spawn_sender(Arc::clone(&p.client), config.data, data_stopped.clone());
+            }
+        }
+    }
+
     let before = snapshot(&participants);
     let server_before = sample(config).await;
     let window_start = Instant::now();
@@ -68,18 +104,25 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         tokio::time::sleep_until(next.into()).await;
         let now_snap = snapshot(&participants);
         let server_now = sample(config).await;
-        progress(&progress_line(
-            window_start.elapsed(),
-            &participants,
-            (&last.1, &now_snap),
-            last.0.elapsed(),
-            last.2.as_ref().zip(server_now.as_ref()),
-        ));
+        progress(
+            &(progress_line(
+                window_start.elapsed(),
+                &participants,
+                (&last.1, &now_snap),
+                last.0.elapsed(),
+                last.2.as_ref().zip(server_now.as_ref()),
+            ) + &data_progress(config, &tally)),
+        );
         last = (Instant::now(), now_snap, server_now);
     }
     let after = snapshot(&participants);
     let server_after = sample(config).await;
     let window = window_start.elapsed();
+    let _ = stop_data.send(true);
+    if config.data_participants > 0 {
+        // Messages still on their way when the senders stopped.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 
     let mut received = Received::default();
     for (b, a) in before.iter().zip(&after) {
@@ -91,7 +134,7 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         .and_then(|(b, a)| report::server_figures(b, a));
     leave_all(participants).await;
 
-    let report = Report::new(
+    let mut report = Report::new(
         ReportConfig {
             url: config.ws_url.clone(),
             rooms: config.rooms,
@@ -108,6 +151,10 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         &received,
         server,
     );
+    if config.data_participants > 0 {
+        let others = config.per_room().saturating_sub(1) as u64;
+        report.data = Some(tally.figures(config.data, config.data_participants, others));
+    }
     if let Some(path) = &config.json {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
         std::fs::write(path, json + "\n").map_err(|source| RunError::WriteJson {
@@ -126,11 +173,12 @@ async fn join_all(
 ) -> (Vec<Participant>, LatencyHistogram, Option<String>) {
     let mut specs = Vec::new();
     for room in 0..config.rooms {
-        specs.extend((0..config.publishers).map(|i| (room, true, i)));
-        specs.extend((0..config.subscribers).map(|i| (room, false, i)));
+        specs.extend((0..config.publishers).map(|i| (room, Role::Publisher, i)));
+        specs.extend((0..config.subscribers).map(|i| (room, Role::Subscriber, i)));
+        specs.extend((0..config.data_participants).map(|i| (room, Role::Data, i)));
     }
     let results: Vec<_> = stream::iter(specs)
-        .map(|(room, publisher, i)| join_one(config, tokens, room, publisher, i))
+        .map(|(room, role, i)| join_one(config, tokens, room, role, i))
         .buffer_unordered(config.join_concurrency)
         .collect()
         .await;
@@ -160,11 +208,16 @@ async fn join_one(
     config: &Config,
     tokens: &Tokens,
     room: usize,
-    publisher: bool,
+    role: Role,
     i: usize,
 ) -> Result<(Participant, Duration), String> {
     let room_name = format!("{}-{room}", config.room_prefix);
-    let identity = format!("{}{i}", if publisher { "pub" } else { "sub" });
+    let prefix = match role {
+        Role::Publisher => "pub",
+        Role::Subscriber => "sub",
+        Role::Data => "data",
+    };
+    let identity = format!("{prefix}{i}");
     let token = tokens
         .token(&room_name, &identity)
         .await
@@ -174,6 +227,8 @@ async fn join_one(
             video_bitrate_bps: config.video_bitrate,
             ..MediaOptions::default()
         },
+        // Data-only participants (game clients) take no media.
+        auto_subscribe: role != Role::Data,
         ..ConnectOptions::default()
     };
     let start = Instant::now();
@@ -181,7 +236,7 @@ async fn join_one(
         .await
         .map_err(|e| format!("{room_name}/{identity}: {e}"))?;
     let took = start.elapsed();
-    if publisher {
+    if role == Role::Publisher {
         client
             .publish_video()
             .await
@@ -195,9 +250,9 @@ async fn join_one(
     }
     Ok((
         Participant {
-            client,
+            client: Arc::new(client),
             room,
-            publisher,
+            role,
         },
         took,
     ))
@@ -206,13 +261,16 @@ async fn join_one(
 /// Waits (up to `settle_timeout`) until every participant receives every remote track it should.
 async fn settle(config: &Config, participants: &[Participant], progress: Progress<'_>) {
     let mut publishers_in = HashMap::<usize, u64>::new();
-    for p in participants.iter().filter(|p| p.publisher) {
+    for p in participants.iter().filter(|p| p.role == Role::Publisher) {
         *publishers_in.entry(p.room).or_default() += 1;
     }
     let kinds = if config.audio { 2 } else { 1 };
     let wanted = |p: &Participant| {
+        if p.role == Role::Data {
+            return 0;
+        }
         let pubs = publishers_in.get(&p.room).copied().unwrap_or(0);
-        (pubs - u64::from(p.publisher)) * kinds
+        (pubs - u64::from(p.role == Role::Publisher)) * kinds
     };
     let total: u64 = participants.iter().map(wanted).sum();
     let deadline = Instant::now() + config.settle_timeout;
@@ -303,4 +361,12 @@ async fn leave_all(participants: Vec<Participant>) {
     let leaving = participants.iter().map(|p| p.client.leave());
     futures_util::future::join_all(leaving).await;
     drop(participants);
+}
+
+/// The data part of a progress line (empty without data load).
+fn data_progress(config: &Config, tally: &DataTally) -> String {
+    if config.data_participants == 0 {
+        return String::new();
+    }
+    format!(" | data rx {} msgs", tally.received())
 }

@@ -92,3 +92,56 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         .is_some_and(|n| n > 0));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_only_load_test_reports_delivery_per_channel() -> anyhow::Result<()> {
+    let ts = TestServer::start().await.context("start test server")?;
+    let key = ts.api_key().clone();
+    let url = ts.ws_url();
+    let args = Args::try_parse_from([
+        "loadtest",
+        "--url",
+        &url,
+        "--api-key",
+        &key.key,
+        "--api-secret",
+        &key.secret,
+        "--publishers",
+        "0",
+        "--subscribers",
+        "0",
+        "--data-participants",
+        "3",
+        "--data-rate",
+        "20",
+        "--data-size",
+        "200",
+        "--duration",
+        "3s",
+        "--progress-interval",
+        "1s",
+    ])?;
+    let config = Config::from_args(args)?;
+    let progress = |line: &str| eprintln!("{line}");
+    let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
+        .await
+        .context("load test took over 60 s")??;
+    eprintln!("{report}");
+    assert_eq!((report.participants, report.joined), (3, 3));
+    let data = report.data.as_ref().context("data figures")?;
+    for (name, kind) in [("reliable", &data.reliable), ("lossy", &data.lossy)] {
+        let k = kind.as_ref().with_context(|| format!("{name} figures"))?;
+        assert!(k.sent > 0, "{name}: {k:?}");
+        // Each message goes to the two other participants.
+        assert_eq!(k.expected, k.sent * 2, "{name}: {k:?}");
+        assert!(
+            k.received > 0 && k.latency_ms_p50.is_some(),
+            "{name}: {k:?}"
+        );
+        assert!(k.delivery_ratio.is_some(), "{name}: {k:?}");
+    }
+    let json = serde_json::to_value(&report)?;
+    assert!(json["data"]["reliable"]["delivery_ratio"].is_number());
+    assert!(json["data"]["lossy"]["latency_ms_p99"].is_number());
+    Ok(())
+}
