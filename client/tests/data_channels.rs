@@ -276,3 +276,52 @@ async fn a_receiver_that_stops_reading_is_disconnected_and_does_not_slow_the_oth
     // asserted exactly in sfu/tests/data_channels.rs.
     Ok(())
 }
+
+/// `POST /v1/rooms/{room}/data` with the admin token; returns the status.
+async fn post_data(ts: &TestServer, room: &str, body: serde_json::Value) -> anyhow::Result<u16> {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/rooms/{room}/data", ts.api_url()))
+        .bearer_auth(ts.admin_token())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_api_sends_data_to_a_room() -> anyhow::Result<()> {
+    let ts = server(DataLimits::default()).await?;
+    let room = room_name();
+    let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
+    let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
+
+    let body = serde_json::json!({"text": "round starts", "topic": "game"});
+    assert_eq!(post_data(&ts, &room, body).await?, 202);
+    for client in [&alice, &bob] {
+        let got = read_n(client, 1).await?;
+        assert_eq!(got[0].from, None, "sent by the server");
+        assert_eq!((got[0].topic.as_str(), got[0].text), ("game", true));
+        assert_eq!(got[0].payload.as_ref(), b"round starts");
+    }
+
+    // Binary, to bob only.
+    let body = serde_json::json!({"base64": "AQID", "to": ["bob"]});
+    assert_eq!(post_data(&ts, &room, body).await?, 202);
+    let got = read_n(&bob, 1).await?;
+    assert_eq!(
+        (got[0].payload.as_ref(), got[0].text),
+        (&[1u8, 2, 3][..], false)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alice.try_next_data().is_none(), "alice was not a recipient");
+
+    // Bad bodies and unknown rooms.
+    let both = serde_json::json!({"text": "a", "base64": "AQID"});
+    assert_eq!(post_data(&ts, &room, both).await?, 400);
+    let big = serde_json::json!({"text": "x".repeat(2000), "reliable": false});
+    assert_eq!(post_data(&ts, &room, big).await?, 400);
+    let body = serde_json::json!({"text": "hello"});
+    assert_eq!(post_data(&ts, "no-such-room", body).await?, 404);
+    Ok(())
+}

@@ -17,6 +17,7 @@ mod extract;
 mod identities;
 mod openapi;
 pub mod revocation;
+mod room_data;
 mod rooms;
 
 pub use error::ApiError;
@@ -94,6 +95,7 @@ pub fn routes() -> Vec<ApiRoute> {
             "/v1/rooms/{room}/chat",
             get(rooms::chat_history),
         ),
+        route(Method::POST, "/v1/rooms/{room}/data", post(room_data::send)),
     ]
 }
 

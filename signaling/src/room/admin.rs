@@ -46,6 +46,11 @@ pub enum AdminMsg {
     },
     /// End the call: everyone leaves with `roomClosed`, the room closes.
     Close(oneshot::Sender<()>),
+    /// Send a data message from the server to the room's participants (all, or `message.to`).
+    SendData {
+        message: chorus_sfu::ServerData,
+        reply: oneshot::Sender<()>,
+    },
     /// The room's chat history, oldest first.
     ChatHistory(oneshot::Sender<Vec<chorus_protocol::ChatMessage>>),
 }
@@ -123,6 +128,13 @@ impl Room {
                 reply,
             } => {
                 let _ = reply.send(self.admin_mute(&identity, &track_sid, muted));
+            }
+            AdminMsg::SendData { message, reply } => {
+                self.worker.send(Command::SendData {
+                    room: self.key,
+                    message,
+                });
+                let _ = reply.send(());
             }
             AdminMsg::UpdateGrants {
                 identity,
