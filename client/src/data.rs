@@ -4,6 +4,9 @@
 //! Received messages wait in a bounded queue. A bot that stops calling [`Client::next_data`] stops reading
 //! its channels once the queue is full, exactly like a slow browser: the server then disconnects it rather than
 //! buffer without bound (`docs/protocol.md`, "Data").
+//!
+//! webrtc-rs reads data-channel messages into a 65,535-byte buffer, so this client cannot receive messages
+//! bigger than that (the server's reliable limit is 64 KiB plus the envelope); browsers can.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,14 +215,7 @@ impl Client {
     pub async fn next_data(&self) -> Option<DataMessage> {
         let data = self.data.as_ref()?;
         let mut rx = data.rx.lock().await;
-        if let Ok(m) = rx.try_recv() {
-            return Some(m);
-        }
-        let mut closed = self.events.closed();
-        tokio::select! {
-            m = rx.recv() => m,
-            _ = closed.wait_for(|closed| *closed) => rx.try_recv().ok(),
-        }
+        self.events.recv_while_open(&mut rx).await
     }
 
     /// The next data message if one is queued, without waiting.

@@ -210,6 +210,18 @@ impl EventSink {
         self.inner.closed.subscribe()
     }
 
+    /// The next item of `rx`, waiting while the session lasts; once it is over, only what is already queued.
+    pub(crate) async fn recv_while_open<T>(&self, rx: &mut mpsc::Receiver<T>) -> Option<T> {
+        if let Ok(item) = rx.try_recv() {
+            return Some(item);
+        }
+        let mut closed = self.closed();
+        tokio::select! {
+            item = rx.recv() => item,
+            _ = closed.wait_for(|closed| *closed) => rx.try_recv().ok(),
+        }
+    }
+
     pub(crate) fn emit(&self, event: ClientEvent) {
         if self.is_disconnected() {
             return;

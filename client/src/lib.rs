@@ -344,14 +344,7 @@ impl Client {
     /// The next event; `None` once the session is over and every queued event has been read.
     pub async fn next_event(&self) -> Option<ClientEvent> {
         let mut rx = self.event_rx.lock().await;
-        if let Ok(event) = rx.try_recv() {
-            return Some(event);
-        }
-        let mut closed = self.events.closed();
-        tokio::select! {
-            event = rx.recv() => event,
-            _ = closed.wait_for(|closed| *closed) => rx.try_recv().ok(),
-        }
+        self.events.recv_while_open(&mut rx).await
     }
 
     /// The next event if one is queued, without waiting.
