@@ -18,6 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, trace, warn};
 
 use crate::chat::ChatState;
+use crate::data::DataReadySink;
 use crate::error::ClientError;
 use crate::events::EventSink;
 use crate::publisher::Publisher;
@@ -138,6 +139,8 @@ pub(crate) struct Dispatcher {
     pub subscriber: Arc<Subscriber>,
     pub events: EventSink,
     pub chat: Arc<ChatState>,
+    /// Where `dataReady` goes; `None` without data channels.
+    pub data_ready: Option<DataReadySink>,
 }
 
 /// Reads server messages until the connection ends, then reports `Disconnected` once.
@@ -208,6 +211,10 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
                 return Some(reason);
             }
         }
+        ServerMessage::DataReady { channel } => match &d.data_ready {
+            Some(sink) => sink.server_ready(channel),
+            None => debug!(?channel, "dataReady without data channels; ignored"),
+        },
         ServerMessage::Joined(_) | ServerMessage::Resumed(_) => {
             warn!("unexpected joined/resumed after join; ignored");
         }

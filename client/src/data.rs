@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chorus_protocol::data::{IncomingData, OutgoingData};
+use chorus_protocol::DataChannelKind;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::data_channel::data_channel_message::DataChannelMessage;
-use webrtc::data_channel::data_channel_state::RTCDataChannelState;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::peer_connection::RTCPeerConnection;
 
@@ -65,12 +65,40 @@ impl SendOptions {
     }
 }
 
+/// How far the two channels are from usable: open here, and confirmed by the server's `dataReady`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Readiness {
+    /// How many of the two are open on this side.
+    local: usize,
+    /// Which the server has confirmed (`dataReady`).
+    server_reliable: bool,
+    server_lossy: bool,
+}
+
+impl Readiness {
+    fn usable(&self) -> bool {
+        self.local >= 2 && self.server_reliable && self.server_lossy
+    }
+}
+
+/// Where the reader of signaling messages reports `dataReady`.
+#[derive(Clone)]
+pub(crate) struct DataReadySink(Arc<watch::Sender<Readiness>>);
+
+impl DataReadySink {
+    pub(crate) fn server_ready(&self, channel: DataChannelKind) {
+        self.0.send_modify(|r| match channel {
+            DataChannelKind::Reliable => r.server_reliable = true,
+            DataChannelKind::Lossy => r.server_lossy = true,
+        });
+    }
+}
+
 /// The two channels and the queue of what they received.
 pub(crate) struct DataChannels {
     reliable: Arc<RTCDataChannel>,
     lossy: Arc<RTCDataChannel>,
-    /// How many of the two are open.
-    open: watch::Receiver<usize>,
+    readiness: Arc<watch::Sender<Readiness>>,
     pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<DataMessage>>,
 }
 
@@ -100,12 +128,11 @@ impl DataChannels {
             )
             .await?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let (open_tx, open) = watch::channel(0usize);
-        let open_tx = Arc::new(open_tx);
+        let readiness = Arc::new(watch::Sender::new(Readiness::default()));
         for (channel, is_reliable) in [(&reliable, true), (&lossy, false)] {
-            let opened = Arc::clone(&open_tx);
+            let opened = Arc::clone(&readiness);
             channel.on_open(Box::new(move || {
-                opened.send_modify(|n| *n += 1);
+                opened.send_modify(|r| r.local += 1);
                 Box::pin(async {})
             }));
             let tx = tx.clone();
@@ -124,7 +151,7 @@ impl DataChannels {
         Ok(DataChannels {
             reliable,
             lossy,
-            open,
+            readiness,
             rx: tokio::sync::Mutex::new(rx),
         })
     }
@@ -137,9 +164,14 @@ impl DataChannels {
         }
     }
 
+    pub(crate) fn ready_sink(&self) -> DataReadySink {
+        DataReadySink(Arc::clone(&self.readiness))
+    }
+
+    /// Waits until both channels are open here and the server has confirmed both.
     async fn wait_open(&self, timeout: Duration) -> Result<(), ClientError> {
-        let mut open = self.open.clone();
-        tokio::time::timeout(timeout, open.wait_for(|n| *n >= 2))
+        let mut readiness = self.readiness.subscribe();
+        tokio::time::timeout(timeout, readiness.wait_for(Readiness::usable))
             .await
             .map_err(|_| ClientError::Timeout("data channels to open"))?
             .map_err(|_| ClientError::Disconnected("data channels closed".into()))?;
@@ -168,7 +200,8 @@ impl Client {
         })
     }
 
-    /// Waits until both data channels are open (at most `timeout`).
+    /// Waits until both data channels are open and the server has confirmed them (at most `timeout`): from
+    /// then on, every message others send reaches this client.
     pub async fn wait_data_open(&self, timeout: Duration) -> Result<(), ClientError> {
         self.data()?.wait_open(timeout).await
     }
@@ -196,7 +229,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let data = self.data()?;
         let channel = data.channel(options.reliable);
-        if channel.ready_state() != RTCDataChannelState::Open {
+        if !data.readiness.borrow().usable() {
             data.wait_open(OPEN_TIMEOUT).await?;
         }
         let mut frame = Vec::with_capacity(payload.len() + options.topic.len() + 8);

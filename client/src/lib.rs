@@ -202,6 +202,7 @@ impl Client {
             subscriber: Arc::clone(&subscriber),
             events: events.clone(),
             chat: Arc::clone(&chat_state),
+            data_ready: data.as_ref().map(data::DataChannels::ready_sink),
         };
         let reader = tokio::spawn(async move {
             let publisher = Arc::clone(&dispatcher.publisher);

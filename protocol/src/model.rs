@@ -13,6 +13,16 @@ pub enum PcTarget {
     Subscriber,
 }
 
+/// One of the two data channels every participant opens on its publisher connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DataChannelKind {
+    /// Label `reliable`: ordered, retransmitted.
+    Reliable,
+    /// Label `lossy`: unordered, never retransmitted.
+    Lossy,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum TrackKind {

@@ -6,7 +6,9 @@ use crate::simulcast::{LayerReason, ParticipantStats};
 
 use crate::chat::ChatMessage;
 use crate::error::ErrorMessage;
-use crate::model::{IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo};
+use crate::model::{
+    DataChannelKind, IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -77,6 +79,12 @@ pub enum ServerMessage {
         enabled: bool,
         layers: Vec<String>,
     },
+    /// Your `channel` data channel is open on the server: what others send from now on reaches you. A
+    /// channel's own `open` event comes earlier (before the server has seen it), so the SDKs report a channel
+    /// open only after this. Sent once per channel per publisher connection.
+    DataReady {
+        channel: DataChannelKind,
+    },
     /// The answer to `getStats`.
     Stats(ParticipantStats),
     /// The server ended this participant's session; the connection closes after this message.
@@ -139,4 +147,27 @@ pub struct JoinedResponse {
     /// Suggested keepalive interval, in seconds.
     pub ping_interval_secs: u64,
     pub ice_servers: Vec<IceServer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerMessage;
+    use crate::DataChannelKind;
+
+    #[test]
+    fn data_ready_names_its_channel() {
+        let msg = ServerMessage::DataReady {
+            channel: DataChannelKind::Lossy,
+        };
+        let json = serde_json::to_string(&msg).expect("serialize");
+        assert_eq!(json, r#"{"type":"dataReady","channel":"lossy"}"#);
+        let back: ServerMessage =
+            serde_json::from_str(r#"{"type":"dataReady","channel":"reliable"}"#).expect("parse");
+        assert_eq!(
+            back,
+            ServerMessage::DataReady {
+                channel: DataChannelKind::Reliable
+            }
+        );
+    }
 }

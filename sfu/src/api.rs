@@ -295,6 +295,12 @@ pub enum Event {
         enabled: bool,
         rids: Vec<String>,
     },
+    /// `participant`'s data channel of `kind` is open on the server: what others send from now on reaches it.
+    /// Its SDK reports the channel open only after hearing this (its own side opens earlier).
+    DataReady {
+        participant: ParticipantKey,
+        kind: DataKind,
+    },
     /// Data messages of `participant` were refused (`count` since the last report; reports are throttled).
     DataRejected {
         participant: ParticipantKey,

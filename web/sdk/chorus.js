@@ -51,6 +51,8 @@
  * - `localTrackPublished(localTrack)` — the server gave one of our tracks its sid
  * - `data({payload, from, topic, reliable})` — a data message; `payload` is a string when sent as one, else
  *   a Uint8Array; `from` is the sender's identity (`null` when the server sent it)
+ * - `dataOpen()` — both data channels are open and confirmed by the server (`room.isDataOpen` turns true);
+ *   from then on everything others send reaches this room
  * - `reconnecting()`, `reconnected()` — the WebSocket dropped and was resumed
  * - `disconnected({reason})` — final; `error(error)` — non-fatal problems, for logging
  *

@@ -2,8 +2,9 @@
  * Chorus SDK — application data: the `reliable` and `lossy` data channels on the publisher connection, the
  * binary envelope the server expects (docs/protocol.md, "Data"), `room.sendData` and the Room's `data` event.
  *
- * The server stamps the sender's identity; this file never sends one. Messages sent before a channel is open
- * wait for it (at most MAX_QUEUED of them).
+ * The server stamps the sender's identity; this file never sends one. A channel counts as open once it is open
+ * here and the server has confirmed it (`dataReady`): from then on, everything others send reaches us. Messages
+ * sent before that wait for it (at most MAX_QUEUED of them).
  */
 
 import { ChorusError } from './errors.js';
@@ -88,7 +89,16 @@ export class DataChannels {
 
   reset() {
     this._channels = { reliable: null, lossy: null };
+    this._serverReady = { reliable: false, lossy: false };
     this._queued = [];
+  }
+
+  /** The server's `dataReady`: it now delivers to (and accepts from) that channel. */
+  onReady(msg) {
+    if (!(msg.channel in this._serverReady)) return;
+    this._serverReady[msg.channel] = true;
+    this._flush();
+    if (this.isOpen(true) && this.isOpen(false)) this._room.emit('dataOpen', {});
   }
 
   /** Creates both channels on the publisher connection (before its first offer). */
@@ -100,7 +110,10 @@ export class DataChannels {
   _open(pc, label, init) {
     const channel = pc.createDataChannel(label, init);
     channel.binaryType = 'arraybuffer';
-    channel.onopen = () => this._flush();
+    channel.onopen = () => {
+      this._flush();
+      if (this.isOpen(true) && this.isOpen(false)) this._room.emit('dataOpen', {});
+    };
     channel.onmessage = (ev) => {
       const msg = decodeEnvelope(ev.data);
       if (!msg) {
@@ -112,10 +125,11 @@ export class DataChannels {
     return channel;
   }
 
-  /** Whether the channel of that kind is open. */
+  /** Whether the channel of that kind is open here and confirmed by the server. */
   isOpen(reliable = true) {
-    const ch = this._channels[reliable ? 'reliable' : 'lossy'];
-    return !!ch && ch.readyState === 'open';
+    const kind = reliable ? 'reliable' : 'lossy';
+    const ch = this._channels[kind];
+    return !!ch && ch.readyState === 'open' && this._serverReady[kind];
   }
 
   /** Sends now, or once the channel opens. */
@@ -126,7 +140,7 @@ export class DataChannels {
     if (!channel || channel.readyState === 'closing' || channel.readyState === 'closed') {
       throw new ChorusError('invalid_state', `the ${kind} data channel is not available`);
     }
-    if (channel.readyState !== 'open') {
+    if (!this.isOpen(reliable)) {
       if (this._queued.length >= MAX_QUEUED) {
         throw new ChorusError('invalid_state', `the ${kind} data channel is still opening (${MAX_QUEUED} queued)`);
       }
@@ -140,8 +154,7 @@ export class DataChannels {
     const waiting = this._queued;
     this._queued = [];
     for (const m of waiting) {
-      const channel = this._channels[m.kind];
-      if (channel && channel.readyState === 'open') channel.send(m.frame);
+      if (this.isOpen(m.kind === 'reliable')) this._channels[m.kind].send(m.frame);
       else this._queued.push(m);
     }
   }

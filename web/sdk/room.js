@@ -294,6 +294,8 @@ export class Room extends Emitter {
         return this._publisher.onPublishLayers(msg);
       case 'stats':
         return this._quality.onStats(msg);
+      case 'dataReady':
+        return this._data.onReady(msg);
       case 'chatHistory':
       case 'chatMessage':
       case 'chatEdited':
@@ -450,7 +452,7 @@ export class Room extends Emitter {
     this._data.send(payload, options);
   }
 
-  /** Whether the reliable (or, with `false`, the lossy) data channel is open. */
+  /** Whether the reliable (or, with `false`, the lossy) data channel is open: here, and on the server. */
   isDataOpen(reliable = true) {
     return this._data.isOpen(reliable);
   }

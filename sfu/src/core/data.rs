@@ -34,8 +34,15 @@ impl WorkerCore {
         let Some(p) = self.participants.get_mut(&pk) else {
             return;
         };
-        if p.data.channel_opened(id, label) {
+        if let Some(kind) = p.data.channel_opened(id, label) {
             tracing::debug!(participant = %pk, label, "data channel open");
+            self.emit_for(
+                pk,
+                Event::DataReady {
+                    participant: pk,
+                    kind,
+                },
+            );
         } else {
             tracing::debug!(participant = %pk, label, "ignoring a data channel that is not ours");
         }

@@ -124,14 +124,14 @@ impl DataEndpoint {
         }
     }
 
-    /// Records a channel the client opened; other labels are not ours and are ignored (returns false).
-    pub fn channel_opened(&mut self, id: ChannelId, label: &str) -> bool {
-        match DataKind::from_label(label) {
-            Some(DataKind::Reliable) => self.reliable = Some(id),
-            Some(DataKind::Lossy) => self.lossy = Some(id),
-            None => return false,
+    /// Records a channel the participant opened; `None` when its label is not one of ours.
+    pub fn channel_opened(&mut self, id: ChannelId, label: &str) -> Option<DataKind> {
+        let kind = DataKind::from_label(label)?;
+        match kind {
+            DataKind::Reliable => self.reliable = Some(id),
+            DataKind::Lossy => self.lossy = Some(id),
         }
-        true
+        Some(kind)
     }
 
     pub fn channel_closed(&mut self, id: ChannelId) {

@@ -69,13 +69,24 @@ impl DataNet {
         for (i, (identity, can_publish_data)) in members.iter().enumerate() {
             net.join(i, identity, *can_publish_data);
         }
+        // Open on both sides: each client's `ChannelOpen`s, and the server's `DataReady` for both kinds (what
+        // the SDKs wait for before reporting the channels open).
+        let mut ready = std::collections::HashSet::new();
         for _ in 0..400 {
-            if net.clients.iter().all(|c| c.open == 2) {
+            for e in net.take_events() {
+                if let Event::DataReady { participant, kind } = e {
+                    ready.insert((participant, kind));
+                }
+            }
+            if net.clients.iter().all(|c| c.open == 2) && ready.len() == 2 * net.clients.len() {
                 return net;
             }
             net.run(Duration::from_millis(5));
         }
-        panic!("data channels did not open");
+        panic!(
+            "data channels did not open ({} of them ready on the server)",
+            ready.len()
+        );
     }
 
     fn join(&mut self, i: usize, identity: &str, can_publish_data: bool) {

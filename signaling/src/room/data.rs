@@ -1,14 +1,26 @@
-//! The signaling side of data channels: telling a sender why its data messages were refused.
+//! The signaling side of data channels: telling a participant its channels are ready on the server, and a
+//! sender why its data messages were refused.
 //!
 //! Messages themselves never pass through here: the media worker terminates the data channels and fans
 //! messages out (`chorus_sfu`'s `core/data.rs`); it reports refusals as [`chorus_sfu::Event::DataRejected`].
 
-use chorus_protocol::{ErrorCode, ErrorMessage, ServerMessage};
-use chorus_sfu::{DataRejection, ParticipantKey};
+use chorus_protocol::{DataChannelKind, ErrorCode, ErrorMessage, ServerMessage};
+use chorus_sfu::{DataKind, DataRejection, ParticipantKey};
 
 use super::actor::Room;
 
 impl Room {
+    pub(super) fn data_ready(&self, key: ParticipantKey, kind: DataKind) {
+        let Some(member) = self.members.get(&key) else {
+            return;
+        };
+        let channel = match kind {
+            DataKind::Reliable => DataChannelKind::Reliable,
+            DataKind::Lossy => DataChannelKind::Lossy,
+        };
+        member.send(ServerMessage::DataReady { channel });
+    }
+
     pub(super) fn data_rejected(
         &mut self,
         key: ParticipantKey,

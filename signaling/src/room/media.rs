@@ -404,6 +404,7 @@ impl Room {
                 enabled,
                 rids,
             } => self.publish_layers(participant, track, enabled, rids),
+            Event::DataReady { participant, kind } => self.data_ready(participant, kind),
             Event::DataRejected {
                 participant,
                 reason,
