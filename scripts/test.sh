@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks, in order: tools, formatting, clippy, build + Rust tests, browser end-to-end tests.
-# Runs from any working directory. One release build is shared by clippy, the tests and the browser test.
+# Runs from any working directory. One build in the `ci` profile (Cargo.toml: dependencies optimized as in
+# release, Chorus's crates at opt-level 1, for compile time) is shared by the Rust tests and the browser tests.
 #
 # Usage: scripts/test.sh [all|rust|browser]
 #   all      (default, what CI runs) every step
@@ -80,13 +81,14 @@ rust_checks() {
   step "3/5 cargo clippy (release, -D warnings)"
   cargo clippy --workspace --all-targets --release -- -D warnings
 
-  step "4/5 cargo build + cargo test (release)"
-  # The benches (benches/) are type-checked by clippy --all-targets above and never run here (cargo bench
-  # runs them), so only libraries and binaries are built; cargo test builds the tests.
-  cargo build --release --workspace
+  step "4/5 cargo build + cargo test (profile ci)"
+  # The benches (benches/) are type-checked by clippy --all-targets above and run only by `cargo bench`.
+  # They are excluded here because their dev-dependencies (criterion) change the features of shared
+  # dependencies, which would make cargo test rebuild the whole dependency tree a second time.
+  cargo build --profile ci --workspace --exclude chorus-benches
   # Includes loadtest/tests/smoke.rs: a 3-second load-test smoke run against an in-process server, checking
   # only that media flowed and the JSON report is well-formed.
-  cargo test --release --workspace
+  cargo test --profile ci --workspace --exclude chorus-benches
 }
 
 browser_tests() {
@@ -103,7 +105,7 @@ browser_tests() {
   else
     echo "tests/browser/node_modules is up to date"
   fi
-  CHORUS_BIN="$ROOT/target/release/chorus" node --test --test-concurrency=1 "$dir"/*.test.mjs
+  CHORUS_BIN="$ROOT/target/ci/chorus" node --test --test-concurrency=1 "$dir"/*.test.mjs
 }
 
 case "$WHAT" in
@@ -117,8 +119,8 @@ case "$WHAT" in
     ;;
   browser)
     check_tools
-    step "4/5 cargo build --release -p chorus-signaling (the server, with web/ compiled in)"
-    cargo build --release -p chorus-signaling
+    step "4/5 cargo build --profile ci -p chorus-signaling (the server, with web/ compiled in)"
+    cargo build --profile ci -p chorus-signaling
     browser_tests
     ;;
 esac

@@ -5,7 +5,8 @@
  * local tracks their sid).
  *
  * It reads and updates the Room's `localTracks` and `localParticipant.tracks` and emits
- * `localTrackPublished` on the Room; the public publish/mute API stays in `room.js`.
+ * `localTrackPublished` on the Room. The public API is `room.js`'s publish/unpublish/mute methods, which check
+ * the room's state and call the matching methods here.
  */
 
 import { ChorusError } from './errors.js';
@@ -59,6 +60,55 @@ export class Publisher {
 
   // ---------------------------------------------------------------------------------------------
   // Tracks
+
+  /** getUserMedia for the camera (video: simulcast) and/or microphone, then publishes all of it in one offer. */
+  async publishFromDevices({ video = true, audio = true } = {}) {
+    const constraints = {
+      video: video === true ? { width: { ideal: 1280 }, height: { ideal: 720 } } : video || false,
+      audio: audio || false,
+    };
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    const tracks = [];
+    for (const mst of stream.getVideoTracks())
+      tracks.push(this.addTrack(mst, { source: 'camera', name: 'camera', simulcast: true }));
+    for (const mst of stream.getAudioTracks())
+      tracks.push(this.addTrack(mst, { source: 'microphone', name: 'microphone', simulcast: false }));
+    await this.renegotiate();
+    return tracks;
+  }
+
+  /** Publishes a MediaStreamTrack the application already has; simulcast defaults to true for video. */
+  async publishTrack(mst, { source, name, simulcast } = {}) {
+    const isVideo = mst.kind === 'video';
+    const track = this.addTrack(mst, {
+      source: source || (isVideo ? 'camera' : 'microphone'),
+      name: name || mst.label || mst.kind,
+      simulcast: simulcast === undefined ? isVideo : simulcast && isVideo,
+    });
+    await this.renegotiate();
+    return track;
+  }
+
+  /** Stops publishing `track`: tells the server, stops the capture, and renegotiates without it. */
+  async unpublish(track) {
+    const room = this._room;
+    room.localTracks = room.localTracks.filter((t) => t !== track);
+    if (track.sid) {
+      room.localParticipant.tracks.delete(track.sid);
+      this._signaling.send({ type: 'unpublish', trackSid: track.sid });
+    }
+    track.mediaStreamTrack.stop();
+    await this.stopSending(track);
+    await this.renegotiate();
+  }
+
+  /** `track.enabled = !muted` and a `mute` message (before the sid is known, the next offer carries it). */
+  setMuted(track, muted) {
+    track.muted = !!muted;
+    track.mediaStreamTrack.enabled = !muted;
+    if (track.sid) this._signaling.send({ type: 'mute', trackSid: track.sid, muted: !!muted });
+    return track;
+  }
 
   /** Adds a send-only transceiver for `mst` and a LocalTrack for it (in `room.localTracks`). */
   addTrack(mst, { source, name, simulcast }) {

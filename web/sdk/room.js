@@ -356,20 +356,9 @@ export class Room extends Emitter {
    * @param {{video?: boolean|MediaTrackConstraints, audio?: boolean|MediaTrackConstraints}} [what]
    * @returns {Promise<LocalTrack[]>} once the server has answered
    */
-  async publishTracks({ video = true, audio = true } = {}) {
+  async publishTracks(what = {}) {
     this._requireConnected();
-    const constraints = {
-      video: video === true ? { width: { ideal: 1280 }, height: { ideal: 720 } } : video || false,
-      audio: audio || false,
-    };
-    const stream = await navigator.mediaDevices.getUserMedia(constraints);
-    const tracks = [];
-    for (const mst of stream.getVideoTracks())
-      tracks.push(this._publisher.addTrack(mst, { source: 'camera', name: 'camera', simulcast: true }));
-    for (const mst of stream.getAudioTracks())
-      tracks.push(this._publisher.addTrack(mst, { source: 'microphone', name: 'microphone', simulcast: false }));
-    await this._publisher.renegotiate();
-    return tracks;
+    return this._publisher.publishFromDevices(what);
   }
 
   /**
@@ -378,30 +367,14 @@ export class Room extends Emitter {
    * @param {{source?: string, name?: string, simulcast?: boolean}} [options] simulcast defaults to
    *   true for video
    */
-  async publishTrack(mediaStreamTrack, { source, name, simulcast } = {}) {
+  async publishTrack(mediaStreamTrack, options = {}) {
     this._requireConnected();
-    const isVideo = mediaStreamTrack.kind === 'video';
-    const track = this._publisher.addTrack(mediaStreamTrack, {
-      source: source || (isVideo ? 'camera' : 'microphone'),
-      name: name || mediaStreamTrack.label || mediaStreamTrack.kind,
-      simulcast: simulcast === undefined ? isVideo : simulcast && isVideo,
-    });
-    await this._publisher.renegotiate();
-    return track;
+    return this._publisher.publishTrack(mediaStreamTrack, options);
   }
 
   /** Stops publishing a local track (by sid, LocalTrack, or source `camera`/`microphone`). */
   async unpublish(which) {
-    const track = this._findLocalTrack(which);
-    if (!track) throw new ChorusError('unknown_track', `no local track ${which}`);
-    this.localTracks = this.localTracks.filter((t) => t !== track);
-    if (track.sid) {
-      this.localParticipant.tracks.delete(track.sid);
-      this._signaling.send({ type: 'unpublish', trackSid: track.sid });
-    }
-    track.mediaStreamTrack.stop();
-    await this._publisher.stopSending(track);
-    await this._publisher.renegotiate();
+    await this._publisher.unpublish(this._requireLocalTrack(which));
   }
 
   /**
@@ -409,13 +382,7 @@ export class Room extends Emitter {
    * @param {string|LocalTrack} which a track sid, a LocalTrack, or `camera` / `microphone`
    */
   setMuted(which, muted) {
-    const track = this._findLocalTrack(which);
-    if (!track) throw new ChorusError('unknown_track', `no local track ${which}`);
-    track.muted = !!muted;
-    track.mediaStreamTrack.enabled = !muted;
-    // Before the sid is known, the next offer carries `muted`.
-    if (track.sid) this._signaling.send({ type: 'mute', trackSid: track.sid, muted: !!muted });
-    return track;
+    return this._publisher.setMuted(this._requireLocalTrack(which), muted);
   }
 
   /** Subscribes to or unsubscribes from remote tracks (all are subscribed by default). */
@@ -457,9 +424,13 @@ export class Room extends Emitter {
     return this._data.isOpen(reliable);
   }
 
-  _findLocalTrack(which) {
-    if (which instanceof LocalTrack) return which;
-    return this.localTracks.find((t) => t.sid === which) || this.localTracks.find((t) => t.source === which);
+  _requireLocalTrack(which) {
+    const track =
+      which instanceof LocalTrack
+        ? which
+        : this.localTracks.find((t) => t.sid === which) || this.localTracks.find((t) => t.source === which);
+    if (!track) throw new ChorusError('unknown_track', `no local track ${which}`);
+    return track;
   }
 
   _requireConnected() {
