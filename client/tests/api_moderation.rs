@@ -3,39 +3,17 @@
 //!
 //! Run: `cargo test -p chorus-client --release --test api_moderation`.
 
+mod support;
+
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode, TrackKind};
 use chorus_signaling::testing::TestServer;
 use serde_json::{json, Value};
+use support::{packets_from, wait_event};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn wait_event(
-    client: &Client,
-    what: &str,
-    want: impl Fn(&ClientEvent) -> bool,
-) -> anyhow::Result<ClientEvent> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => bail!("{}: timed out waiting for {what}", client.identity()),
-            Ok(None) => bail!("{}: session ended before {what}", client.identity()),
-            Ok(Some(event)) if want(&event) => return Ok(event),
-            Ok(Some(_)) => {}
-        }
-    }
-}
-
-fn packets_from(receiver: &Client, from: &str) -> u64 {
-    receiver
-        .received()
-        .iter()
-        .filter(|t| t.participant_sid == from)
-        .map(|t| t.packets)
-        .sum()
-}
 
 async fn api(
     ts: &TestServer,
@@ -66,7 +44,7 @@ async fn server_mutes_tracks_and_revoking_can_publish_unpublishes_them() -> anyh
     let audio = alice.publish_audio().await?;
     let video = alice.publish_video().await?;
     let start = tokio::time::Instant::now();
-    while packets_from(&bob, &alice_sid) < 50 {
+    while packets_from(&bob, &alice_sid, None) < 50 {
         ensure!(start.elapsed() < DEADLINE, "no media from alice");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -84,7 +62,7 @@ async fn server_mutes_tracks_and_revoking_can_publish_unpublishes_them() -> anyh
     .await?;
     ensure!(status == 200, "mute answered {status}: {track}");
     ensure!(track["muted"] == true && track["sid"] == video.track_sid.as_str());
-    wait_event(&bob, "trackMuted", |e| {
+    wait_event(&bob, "trackMuted", DEADLINE, |e| {
         matches!(e, ClientEvent::TrackMuted { track_sid, muted: true, .. } if *track_sid == video.track_sid)
     })
     .await?;
@@ -108,7 +86,7 @@ async fn server_mutes_tracks_and_revoking_can_publish_unpublishes_them() -> anyh
     let mut unpublished = Vec::new();
     while unpublished.len() < 2 {
         if let ClientEvent::TrackUnpublished { track_sid, .. } =
-            wait_event(&bob, "trackUnpublished", |e| {
+            wait_event(&bob, "trackUnpublished", DEADLINE, |e| {
                 matches!(e, ClientEvent::TrackUnpublished { .. })
             })
             .await?
@@ -121,9 +99,9 @@ async fn server_mutes_tracks_and_revoking_can_publish_unpublishes_them() -> anyh
     expected.sort();
     ensure!(unpublished == expected, "{unpublished:?} != {expected:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = packets_from(&bob, &alice_sid);
+    let before = packets_from(&bob, &alice_sid, None);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let after = packets_from(&bob, &alice_sid);
+    let after = packets_from(&bob, &alice_sid, None);
     ensure!(
         after == before,
         "media still flows after canPublish was revoked: {before} -> {after}"
@@ -143,7 +121,7 @@ async fn server_mutes_tracks_and_revoking_can_publish_unpublishes_them() -> anyh
     .await?;
     ensure!(status == 200);
     let again = alice.publish_audio().await?;
-    wait_event(&bob, "trackPublished", |e| {
+    wait_event(&bob, "trackPublished", DEADLINE, |e| {
         matches!(e, ClientEvent::TrackPublished { track, .. } if track.sid == again.track_sid && track.kind == TrackKind::Audio)
     })
     .await?;

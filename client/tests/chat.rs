@@ -3,29 +3,16 @@
 //!
 //! Run: `cargo test -p chorus-client --release --test chat`.
 
+mod support;
+
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode};
 use chorus_signaling::testing::TestServer;
+use support::wait_event;
 
 const DEADLINE: Duration = Duration::from_secs(15);
-
-async fn wait_event(
-    client: &Client,
-    what: &str,
-    want: impl Fn(&ClientEvent) -> bool,
-) -> anyhow::Result<ClientEvent> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => bail!("{}: timed out waiting for {what}", client.identity()),
-            Ok(None) => bail!("{}: session ended before {what}", client.identity()),
-            Ok(Some(event)) if want(&event) => return Ok(event),
-            Ok(Some(_)) => {}
-        }
-    }
-}
 
 fn code(result: Result<impl std::fmt::Debug, ClientError>) -> Option<ErrorCode> {
     match result {
@@ -47,6 +34,7 @@ async fn bots_send_edit_delete_and_late_joiners_get_history() -> anyhow::Result<
     let got = wait_event(
         &bob,
         "alice's message",
+        DEADLINE,
         |e| matches!(e, ClientEvent::ChatMessage(m) if m.id == second.id),
     )
     .await?;
@@ -62,6 +50,7 @@ async fn bots_send_edit_delete_and_late_joiners_get_history() -> anyhow::Result<
     wait_event(
         &bob,
         "the delete",
+        DEADLINE,
         |e| matches!(e, ClientEvent::ChatDeleted { id, by } if *id == second.id && by == "alice"),
     )
     .await?;
@@ -70,7 +59,7 @@ async fn bots_send_edit_delete_and_late_joiners_get_history() -> anyhow::Result<
 
     // A late joiner gets the history as an event and in `history()`.
     let carol = Client::connect(&url, &ts.token("r", "carol"), ConnectOptions::default()).await?;
-    let event = wait_event(&carol, "chat history", |e| {
+    let event = wait_event(&carol, "chat history", DEADLINE, |e| {
         matches!(e, ClientEvent::ChatHistory(_))
     })
     .await?;
@@ -82,7 +71,7 @@ async fn bots_send_edit_delete_and_late_joiners_get_history() -> anyhow::Result<
 
     // Typing reaches the others.
     carol.chat().set_typing(true)?;
-    wait_event(&alice, "carol typing", |e| matches!(e, ClientEvent::ChatTyping { identity, typing: true, .. } if identity == "carol")).await?;
+    wait_event(&alice, "carol typing", DEADLINE, |e| matches!(e, ClientEvent::ChatTyping { identity, typing: true, .. } if identity == "carol")).await?;
     ensure!(alice.chat().typing() == ["carol"]);
 
     for c in [&alice, &bob, &carol] {

@@ -5,23 +5,18 @@
 //!
 //! Run: `cargo test -p chorus-client --release --test data_channels -- --nocapture` to see the figures.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientEvent, ConnectOptions, DataMessage, ErrorCode, SendOptions};
 use chorus_sfu::DataLimits;
 use chorus_signaling::auth::Grants;
 use chorus_signaling::testing::TestServer;
+use support::room_name;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn room_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("data-{nanos:x}")
-}
 
 async fn server(limits: DataLimits) -> anyhow::Result<TestServer> {
     TestServer::start_with(|s| s.sfu.data = limits)
@@ -93,7 +88,7 @@ fn unlimited_rate() -> DataLimits {
 async fn a_thousand_reliable_messages_arrive_in_order_and_lossy_ones_arrive_too(
 ) -> anyhow::Result<()> {
     let ts = server(unlimited_rate()).await?;
-    let room = room_name();
+    let room = room_name("data");
     let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
     let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
     let sending = async {
@@ -134,7 +129,7 @@ async fn a_thousand_reliable_messages_arrive_in_order_and_lossy_ones_arrive_too(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targeting_and_the_publish_data_grant() -> anyhow::Result<()> {
     let ts = server(DataLimits::default()).await?;
-    let room = room_name();
+    let room = room_name("data");
     let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
     let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
     let viewer_token = ts.token_with(
@@ -177,7 +172,7 @@ async fn the_rate_limit_and_the_size_limit_answer_the_sender() -> anyhow::Result
         ..DataLimits::default()
     })
     .await?;
-    let room = room_name();
+    let room = room_name("data");
     let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
     let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
     for i in 0..1000u32 {
@@ -238,7 +233,7 @@ async fn a_receiver_that_stops_reading_is_disconnected_and_does_not_slow_the_oth
 ) -> anyhow::Result<()> {
     // Default limits: 1 MiB/s per sender, 1 MiB held per receiver.
     let ts = server(DataLimits::default()).await?;
-    let room = room_name();
+    let room = room_name("data");
     let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
     let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
 
@@ -292,7 +287,7 @@ async fn post_data(ts: &TestServer, room: &str, body: serde_json::Value) -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_api_sends_data_to_a_room() -> anyhow::Result<()> {
     let ts = server(DataLimits::default()).await?;
-    let room = room_name();
+    let room = room_name("data");
     let alice = join(&ts, &room, "alice", ConnectOptions::default()).await?;
     let bob = join(&ts, &room, "bob", ConnectOptions::default()).await?;
 

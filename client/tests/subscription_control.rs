@@ -1,46 +1,21 @@
 //! Subscription control over the real protocol with Rust clients: `updateSubscription` reaches the media
 //! worker (seen in `getStats`), bad preferences are refused with a clear error, and the session goes on.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientEvent, ConnectOptions, ErrorCode};
 use chorus_protocol::{ClientMessage, LayerReason, ParticipantStats, VideoQuality};
 use chorus_signaling::testing::TestServer;
+use support::{next_matching, room_name};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn room_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("sub-{nanos:x}")
-}
-
-/// The next event matching `want`, skipping others.
-async fn next_matching<T>(
-    client: &Client,
-    what: &str,
-    want: impl Fn(ClientEvent) -> Option<T>,
-) -> anyhow::Result<T> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => bail!("timed out waiting for {what}"),
-            Ok(None) => bail!("session ended before {what}"),
-            Ok(Some(event)) => {
-                if let Some(t) = want(event) {
-                    return Ok(t);
-                }
-            }
-        }
-    }
-}
-
 async fn stats(client: &Client) -> anyhow::Result<ParticipantStats> {
     client.request_stats()?;
-    next_matching(client, "stats", |e| match e {
+    next_matching(client, "stats", DEADLINE, |e| match e {
         ClientEvent::Stats(s) => Some(s),
         _ => None,
     })
@@ -50,7 +25,7 @@ async fn stats(client: &Client) -> anyhow::Result<ParticipantStats> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quality_preferences_reach_the_worker_and_bad_ones_are_refused() -> anyhow::Result<()> {
     let ts = TestServer::start().await.context("start test server")?;
-    let room = room_name();
+    let room = room_name("sub");
     let url = ts.ws_url();
     let alice = Client::connect(&url, &ts.token(&room, "alice"), ConnectOptions::default()).await?;
     let bob = Client::connect(&url, &ts.token(&room, "bob"), ConnectOptions::default()).await?;
@@ -97,14 +72,14 @@ async fn quality_preferences_reach_the_worker_and_bad_ones_are_refused() -> anyh
         height: None,
         pinned: false,
     })?;
-    let code = next_matching(&bob, "an error", |e| match e {
+    let code = next_matching(&bob, "an error", DEADLINE, |e| match e {
         ClientEvent::Error { code, .. } => Some(code),
         _ => None,
     })
     .await?;
     assert_eq!(code, ErrorCode::BadRequest);
     bob.set_quality(&["TR_nope".to_string()], Some(VideoQuality::High))?;
-    let code = next_matching(&bob, "an error", |e| match e {
+    let code = next_matching(&bob, "an error", DEADLINE, |e| match e {
         ClientEvent::Error { code, .. } => Some(code),
         _ => None,
     })

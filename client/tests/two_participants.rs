@@ -4,67 +4,28 @@
 //! Run: `cargo test -p chorus-client --release --test two_participants` (add `RUST_LOG=debug` to see signaling
 //! and webrtc-rs logs). Timeouts are generous and only bound the wait; nothing here measures performance.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode, TrackKind};
 use chorus_signaling::testing::TestServer;
+use support::{init_logs, packets_from, room_name, wait_event};
 
 const MEDIA_DEADLINE: Duration = Duration::from_secs(30);
 const EVENT_DEADLINE: Duration = Duration::from_secs(15);
 
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
-fn room_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("it-{nanos:x}")
-}
-
-/// Packets `receiver` has received of `from`'s tracks of `kind`.
-fn packets_from(receiver: &Client, from: &str, kind: TrackKind) -> u64 {
-    receiver
-        .received()
-        .iter()
-        .filter(|t| t.participant_sid == from && t.kind == kind)
-        .map(|t| t.packets)
-        .sum()
-}
-
 fn has_media_from(receiver: &Client, from: &str) -> bool {
-    packets_from(receiver, from, TrackKind::Video) > 50
-        && packets_from(receiver, from, TrackKind::Audio) > 20
-}
-
-/// Waits for an event matching `want`, skipping others.
-async fn wait_event(
-    client: &Client,
-    what: &str,
-    want: impl Fn(&ClientEvent) -> bool,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => bail!("{}: timed out waiting for {what}", client.identity()),
-            Ok(None) => bail!("{}: session ended before {what}", client.identity()),
-            Ok(Some(event)) if want(&event) => return Ok(()),
-            Ok(Some(event)) => tracing::debug!(client = client.identity(), ?event, "skipped event"),
-        }
-    }
+    packets_from(receiver, from, Some(TrackKind::Video)) > 50
+        && packets_from(receiver, from, Some(TrackKind::Audio)) > 20
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_exchange_audio_and_video() -> anyhow::Result<()> {
     init_logs();
     let ts = TestServer::start().await.context("start test server")?;
-    let room = room_name();
+    let room = room_name("it");
     let url = ts.ws_url();
 
     let alice = Client::connect(&url, &ts.token(&room, "alice"), ConnectOptions::default())
@@ -86,7 +47,7 @@ async fn two_participants_exchange_audio_and_video() -> anyhow::Result<()> {
         "bob's joined list has alice: {:?}",
         bob.participants()
     );
-    wait_event(&alice, "participantJoined(bob)", |e| {
+    wait_event(&alice, "participantJoined(bob)", EVENT_DEADLINE, |e| {
         matches!(e, ClientEvent::ParticipantJoined(p) if p.sid == bob_sid && p.identity == "bob")
     })
     .await?;
@@ -138,7 +99,7 @@ async fn two_participants_exchange_audio_and_video() -> anyhow::Result<()> {
 
     alice.leave().await;
     assert!(!alice.is_connected());
-    wait_event(&bob, "participantLeft(alice)", |e| {
+    wait_event(&bob, "participantLeft(alice)", EVENT_DEADLINE, |e| {
         matches!(e, ClientEvent::ParticipantLeft { participant_sid, .. } if *participant_sid == alice_sid)
     })
     .await?;
@@ -167,7 +128,7 @@ async fn publishing_without_the_grant_is_denied() -> anyhow::Result<()> {
         can_publish: false,
         ..Default::default()
     };
-    let token = ts.token_with(&room_name(), "viewer", grants);
+    let token = ts.token_with(&room_name("it"), "viewer", grants);
     let viewer = Client::connect(&ts.ws_url(), &token, ConnectOptions::default()).await?;
     match viewer.publish_audio().await {
         Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::PermissionDenied),
