@@ -158,7 +158,10 @@ impl Room {
                 _ => {}
             }
         }
-        self.worker.send(Command::RemoveRoom { room: self.key });
+        self.worker.send(Command::RemoveRoom {
+            room: self.key,
+            done: None,
+        });
         self.emit(RoomEvent::RoomFinished {
             room: self.room_ref(),
             duration_secs: now_unix_secs().saturating_sub(self.created_at),

@@ -418,6 +418,7 @@ impl Room {
                 tracing::info!(room = %self.name, %participant, buffer_bytes, "reliable data backlog full");
                 self.remove_member(participant, "dataBacklog");
             }
+            Event::QualitySummary { .. } => {}
             Event::MediaFailed {
                 participant,
                 reason,
