@@ -1,5 +1,8 @@
 //! The subscriber connection: the server offers, the client answers, and every remote track gets a reader task
-//! that counts its RTP packets and bytes (and the latency of Chorus-stamped frames) into [`RemoteTracks`].
+//! that counts its RTP packets and bytes (and the latency of Chorus-stamped frames) into [`RemoteTracks`], and
+//! an RTCP reader: webrtc-rs runs incoming RTCP through its interceptors only when someone reads it, and the
+//! receiver-report interceptor needs the server's sender reports to fill in LSR/DLSR, from which the server
+//! measures the round-trip time.
 //!
 //! Offers are handled one at a time, in arrival order, by the signaling loop.
 
@@ -12,6 +15,7 @@ use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::connection::SignalSender;
@@ -37,7 +41,7 @@ impl Subscriber {
         gate.attach(&pc);
         let remote = Arc::new(RemoteTracks::default());
         let on_track_remote = Arc::clone(&remote);
-        pc.on_track(Box::new(move |track, _receiver, transceiver| {
+        pc.on_track(Box::new(move |track, receiver, transceiver| {
             let remote = Arc::clone(&on_track_remote);
             let events = events.clone();
             Box::pin(async move {
@@ -56,6 +60,7 @@ impl Subscriber {
                 } else {
                     debug!(%mid, ?kind, "media on a mid the server did not describe");
                 }
+                tokio::spawn(read_rtcp(receiver, mid.clone()));
                 tokio::spawn(read_rtp(track, mid, kind, remote));
             })
         }));
@@ -124,6 +129,14 @@ impl Subscriber {
             debug!(%err, "closing subscriber connection");
         }
     }
+}
+
+/// Reads (and drops) the RTCP of one receiver until it closes, so that the interceptors see it.
+async fn read_rtcp(receiver: Arc<RTCRtpReceiver>, mid: String) {
+    while let Ok((packets, _)) = receiver.read_rtcp().await {
+        trace!(%mid, count = packets.len(), "rtcp from the server");
+    }
+    trace!(%mid, "rtcp reader ends");
 }
 
 /// Counts every RTP packet of one remote track until it ends (the connection closes or the track stops).

@@ -11,6 +11,7 @@ pub mod data;
 mod error;
 mod model;
 mod parse;
+mod quality;
 mod server;
 mod simulcast;
 
@@ -22,6 +23,7 @@ pub use model::{
     TrackKind, TrackSource,
 };
 pub use parse::{parse_client_message, ProtocolError, DEFAULT_MAX_MESSAGE_BYTES};
+pub use quality::{CallQuality, LinkQuality, QualitySummary};
 pub use server::{AssignedTrack, JoinedResponse, ServerMessage};
 pub use simulcast::{LayerReason, ParticipantStats, SubscriptionStats, VideoQuality};
 

@@ -1,5 +1,5 @@
 //! Shapes for simulcast control: what a subscriber asks of a track, and the per-subscription state the server
-//! reports back in `stats`.
+//! reports back in `stats` (with the participant's call quality, `quality.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -45,11 +45,14 @@ pub struct SubscriptionStats {
 }
 
 /// The answer to `getStats`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantStats {
     /// The server's estimate of this participant's downlink, in bits per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate_bps: Option<u64>,
     pub subscriptions: Vec<SubscriptionStats>,
+    /// This participant's call quality as the server measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::CallQuality>,
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::quality::{QualityReport, QualitySummary};
+
 /// Identifies a room within the SFU. Chosen by the caller, unique per process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomKey(pub u64);
@@ -90,11 +92,15 @@ pub struct SubscriptionStats {
 }
 
 /// A participant's media state, for stats.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParticipantStats {
     /// The downlink bandwidth estimate in bits per second, if the subscriber connection has one.
     pub estimate_bps: Option<u64>,
     pub subscriptions: Vec<SubscriptionStats>,
+    /// Call quality now (RTT, jitter, loss, bitrates, MOS).
+    pub quality: QualityReport,
+    /// Call quality over the session so far.
+    pub session: QualitySummary,
 }
 
 /// A data message the server itself sends (from the REST API).
@@ -116,13 +122,17 @@ pub type StatsReply = Box<dyn FnOnce(Option<ParticipantStats>) + Send>;
 /// Receives a room's events on the worker thread. Must not block.
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
+/// Called on the worker thread when a command is done. Must not block.
+pub type Done = Box<dyn FnOnce() + Send>;
+
 /// What the signaling side asks of a worker. Commands for unknown rooms, participants or tracks are ignored
 /// (logged): they race with departures and are harmless.
 pub enum Command {
     /// Start hosting a room on this worker; its events go to `events`.
     CreateRoom { room: RoomKey, events: EventSink },
-    /// Stop hosting a room, dropping any participant still in it.
-    RemoveRoom { room: RoomKey },
+    /// Stop hosting a room, dropping any participant still in it. Then `done` is called: every event of the
+    /// room (such as the [`Event::QualitySummary`] of each participant) has reached its sink by then.
+    RemoveRoom { room: RoomKey, done: Option<Done> },
     /// Create both peer connections of a new participant. `identity` is stamped on the data messages it sends
     /// and matched against the recipients others name; `can_publish_data` says whether it may send any.
     AddParticipant {
@@ -186,7 +196,7 @@ pub enum Command {
     UnpublishTrack { track: TrackKey },
     /// Send the outstanding subscriber offer again (after the client reconnected its signaling).
     ResendSubscriberOffer { participant: ParticipantKey },
-    /// Close both peer connections of a participant and forget it.
+    /// Close both peer connections of a participant and forget it (reporting [`Event::QualitySummary`]).
     RemoveParticipant { participant: ParticipantKey },
     /// Stop the worker thread.
     Shutdown,
@@ -196,7 +206,7 @@ impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::CreateRoom { room, .. } => write!(f, "CreateRoom({room:?})"),
-            Command::RemoveRoom { room } => write!(f, "RemoveRoom({room:?})"),
+            Command::RemoveRoom { room, .. } => write!(f, "RemoveRoom({room:?})"),
             Command::AddParticipant {
                 room,
                 participant,
@@ -256,7 +266,7 @@ impl fmt::Debug for Command {
 }
 
 /// What a worker reports back, on the room's [`EventSink`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The SDP answer to a [`Command::PublisherOffer`].
     PublisherAnswer {
@@ -313,6 +323,12 @@ pub enum Event {
     DataBacklog {
         participant: ParticipantKey,
         buffer_bytes: usize,
+    },
+    /// A participant left the worker (removed, failed, or its room removed): its call quality over the session.
+    /// Comes before any [`Event::MediaFailed`] or [`Event::DataBacklog`] for the same departure.
+    QualitySummary {
+        participant: ParticipantKey,
+        summary: QualitySummary,
     },
     /// The participant's media is gone for good (ICE timed out, DTLS failed, or an internal fault); the worker
     /// has already dropped it. The signaling side should treat this as a departure.

@@ -21,7 +21,8 @@ use crate::tcp::{self, TcpAcceptor, TcpInput};
 /// The longest a worker sleeps in `recv` before checking its command channel.
 const COMMAND_POLL: Duration = Duration::from_millis(5);
 
-/// How often a worker publishes its gauges (an O(tracks) count); counters go out every loop iteration.
+/// How often a worker publishes its gauges (an O(tracks) count) and histograms (about 70 stores); counters go
+/// out every loop iteration.
 const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Largest datagram we accept; anything longer is truncated by the kernel and then rejected by parsing.
@@ -275,6 +276,7 @@ fn run_worker(
         let now = Instant::now();
         if now >= next_gauges {
             counters.publish_gauges(&core.gauges());
+            counters.publish_histograms(&core.histograms);
             next_gauges = now + GAUGE_INTERVAL;
         }
         let mut deadline = core.next_deadline();
@@ -302,8 +304,16 @@ fn run_worker(
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
                 core.stats.bytes_in += n as u64;
-                core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]);
+                let arrived = Instant::now();
+                let forwarded = core.stats.rtp_forwarded;
+                core.handle_datagram(arrived, source, local_addr, &buf[..n]);
                 flush(&socket, &mut core, tcp.as_ref());
+                // Forwarding latency: only datagrams that went to a subscriber (one more clock read for them).
+                if core.stats.rtp_forwarded != forwarded {
+                    core.histograms
+                        .forwarding_latency_seconds
+                        .observe(arrived.elapsed().as_secs_f64());
+                }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.

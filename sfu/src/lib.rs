@@ -12,11 +12,13 @@ pub mod core;
 mod data;
 pub mod dynacast;
 mod forwarder;
+pub mod histogram;
 mod io;
 mod keyframe;
 pub mod layers;
 mod participant;
 mod peer;
+pub mod quality;
 mod room;
 mod router;
 pub mod selector;
@@ -27,10 +29,12 @@ pub mod testkit;
 pub mod vp8;
 
 pub use api::{
-    Command, DataKind, DataLimits, DataRejection, Event, EventSink, LimitReason, MediaKind,
+    Command, DataKind, DataLimits, DataRejection, Done, Event, EventSink, LimitReason, MediaKind,
     ParticipantKey, ParticipantStats, PcKind, Quality, RoomKey, ServerData, StatsReply,
     SubscriptionPreference, SubscriptionStats, TrackKey, TrackSpec,
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
+pub use histogram::{Histogram, WorkerHistograms};
 pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};
+pub use quality::{LinkQuality, QualityReport, QualitySummary};
 pub use stats::{WorkerCounters, WorkerGauges, WorkerStats};

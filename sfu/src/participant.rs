@@ -17,6 +17,7 @@ use crate::api::{
 use crate::data::DataEndpoint;
 use crate::forwarder::Forwarder;
 use crate::peer::{Peer, PeerError};
+use crate::quality::QualityMeter;
 use crate::selector::LayerSelector;
 use crate::vp8::Vp8Rewriter;
 
@@ -120,14 +121,16 @@ pub struct Participant {
     ice_disconnected: [Option<Instant>; 2],
     /// The data channels on the publisher connection, and what this participant may send on them.
     pub data: DataEndpoint,
+    /// Call quality, fed from both connections' stats.
+    pub quality: QualityMeter,
 }
 
 impl Participant {
     pub fn new(
+        now: Instant,
         key: ParticipantKey,
         room: RoomKey,
-        publisher: Peer,
-        subscriber: Peer,
+        (publisher, subscriber): (Peer, Peer),
         data: DataEndpoint,
     ) -> Self {
         Participant {
@@ -143,6 +146,7 @@ impl Participant {
             downlink: Downlink::default(),
             ice_disconnected: [None; 2],
             data,
+            quality: QualityMeter::new(now),
         }
     }
 

@@ -2,9 +2,9 @@
 //!
 //! The worker core counts into a plain [`WorkerStats`] (ordinary `u64` adds on its own thread). The I/O loop
 //! copies it into that worker's [`WorkerCounters`] (relaxed atomic stores, no contention: one writer) once per
-//! loop iteration, and the core's gauges ([`WorkerGauges`], an O(tracks) count) a few times a second. A scraper
-//! (the server's `/metrics`) reads every worker's [`WorkerCounters`] through [`crate::Sfu::counters`] whenever
-//! it likes. This file must not touch str0m state beyond reading the stats events it is handed.
+//! loop iteration, and the core's gauges ([`WorkerGauges`], an O(tracks) count) and histograms
+//! ([`WorkerHistograms`], `histogram.rs`) a few times a second. A scraper (the server's `/metrics`) reads every
+//! worker's [`WorkerCounters`] through [`crate::Sfu::counters`] whenever it likes. This file must not touch str0m state beyond reading the stats events it is handed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use str0m::media::Mid;
 use str0m::stats::MediaEgressStats;
 
 use crate::api::{MediaKind, ParticipantKey};
+use crate::histogram::{AtomicHistograms, WorkerHistograms};
 
 /// Defines the plain counters, their atomic mirror, and the copy between them, from one field list.
 macro_rules! counters {
@@ -152,6 +153,7 @@ counters! {
 pub struct WorkerCounters {
     stats: AtomicStats,
     gauges: AtomicGauges,
+    histograms: AtomicHistograms,
 }
 
 impl WorkerCounters {
@@ -165,6 +167,11 @@ impl WorkerCounters {
         self.gauges.store(gauges);
     }
 
+    /// Called by the worker thread (the only writer).
+    pub(crate) fn publish_histograms(&self, histograms: &WorkerHistograms) {
+        self.histograms.store(histograms);
+    }
+
     /// The counters as last published.
     pub fn stats(&self) -> WorkerStats {
         self.stats.load()
@@ -173,6 +180,11 @@ impl WorkerCounters {
     /// The gauges as last published.
     pub fn gauges(&self) -> WorkerGauges {
         self.gauges.load()
+    }
+
+    /// The histograms as last published.
+    pub fn histograms(&self) -> WorkerHistograms {
+        self.histograms.load()
     }
 }
 

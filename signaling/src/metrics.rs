@@ -7,20 +7,24 @@
 //! workers' counters and gauges ([`chorus_sfu::Sfu::counters`], relaxed atomic loads: a scrape never stops or
 //! messages a worker). Chorus metrics are built afresh on every scrape from those totals, so nothing here is
 //! updated on the packet path. No per-room or per-participant labels; `kind` (audio/video) is the only label.
-//! This file owns the metric names (documented in the README); it must not change room or media state.
+//! Histograms (call quality, forwarding latency) are counted by the workers the same way and rendered in
+//! `histograms.rs`. This file owns the metric names (documented in the README); it must not change room or
+//! media state.
 
 use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chorus_sfu::{WorkerGauges, WorkerStats};
+use chorus_sfu::{WorkerGauges, WorkerHistograms, WorkerStats};
 use prometheus::proto::MetricFamily;
 use prometheus::{
     Counter, Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::server::AppState;
+
+mod histograms;
 
 /// The process collector, registered once per process (several test servers may share one process).
 fn process_registry() -> &'static Registry {
@@ -75,6 +79,7 @@ pub struct Snapshot {
     pub workers: u64,
     pub stats: WorkerStats,
     pub gauges: WorkerGauges,
+    pub histograms: WorkerHistograms,
 }
 
 impl Snapshot {
@@ -88,6 +93,7 @@ impl Snapshot {
         for w in sfu.counters() {
             snap.stats.accumulate(&w.stats());
             snap.gauges.accumulate(&w.gauges());
+            snap.histograms.accumulate(&w.histograms());
         }
         snap
     }
@@ -275,7 +281,9 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         "Participants ended by an internal fault in the media engine.",
         s.participant_faults,
     )?;
-    Ok(b.registry.gather())
+    let mut families = b.registry.gather();
+    families.extend(histograms::families(&snap.histograms));
+    Ok(families)
 }
 
 /// The whole `/metrics` body.
@@ -322,7 +330,29 @@ mod tests {
         assert!(text.contains("\nchorus_participants 5\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"video\"} 1000\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
-        assert_eq!(fams.len(), 30);
+        assert_eq!(fams.len(), 35);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_sum_and_count() {
+        let mut snap = Snapshot::default();
+        for rtt in [0.004, 0.03, 0.03, 5.0] {
+            snap.histograms.rtt_seconds.observe(rtt);
+        }
+        snap.histograms.loss_ratio.observe(0.0);
+        let fams = families(&snap).expect("valid metric names");
+        let text = TextEncoder::new().encode_to_string(&fams).expect("encodes");
+        assert!(text.contains("# TYPE chorus_participant_rtt_seconds histogram"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_bucket{le=\"0.05\"} 3\n"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_bucket{le=\"2\"} 3\n"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_bucket{le=\"+Inf\"} 4\n"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_count 4\n"));
+        assert!(text.contains("\nchorus_participant_rtt_seconds_sum 5.064\n"));
+        assert!(text.contains("\nchorus_participant_loss_ratio_bucket{le=\"0\"} 1\n"));
+        assert!(text.contains("\nchorus_forwarding_latency_seconds_count 0\n"));
+        assert!(text.contains("# TYPE chorus_participant_mos histogram"));
+        assert!(text.contains("# TYPE chorus_participant_jitter_seconds histogram"));
     }
 
     #[test]

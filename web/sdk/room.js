@@ -456,7 +456,9 @@ export class Room extends Emitter {
 
   /**
    * The server's view of what we receive: `{estimateBps, subscriptions: [{trackSid, currentLayer,
-   * targetLayer, wantedLayer, reason, paused, layerSwitches}]}`.
+   * targetLayer, wantedLayer, reason, paused, layerSwitches}], quality: {rttMs, jitterMs, lossPercent,
+   * bitrateInBps, bitrateOutBps, mos, uplink, downlink}}` (quality values are null until measured; see
+   * docs/quality.md).
    */
   async getServerStats() {
     this._requireConnected();

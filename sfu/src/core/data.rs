@@ -86,6 +86,7 @@ impl WorkerCore {
         }
         .encode(&mut frame);
         self.deliver(
+            now,
             room,
             Delivery {
                 kind,
@@ -96,7 +97,7 @@ impl WorkerCore {
         );
     }
 
-    pub(super) fn send_server_data(&mut self, room: RoomKey, message: &ServerData) {
+    pub(super) fn send_server_data(&mut self, now: Instant, room: RoomKey, message: &ServerData) {
         let mut frame = Vec::with_capacity(message.payload.len() + message.topic.len() + 8);
         IncomingData {
             text: message.text,
@@ -112,6 +113,7 @@ impl WorkerCore {
             DataKind::Lossy
         };
         self.deliver(
+            now,
             room,
             Delivery {
                 kind,
@@ -154,7 +156,7 @@ impl WorkerCore {
 
     /// Writes `d.frame` to the `d.kind` channel of every recipient in `room`; ends reliable receivers whose
     /// buffer is full.
-    fn deliver(&mut self, room: RoomKey, d: Delivery<'_>) {
+    fn deliver(&mut self, now: Instant, room: RoomKey, d: Delivery<'_>) {
         let Some(r) = self.rooms.get(&room) else {
             return;
         };
@@ -200,7 +202,7 @@ impl WorkerCore {
         for rk in backlogged {
             self.stats.data_backlog_disconnects += 1;
             tracing::info!(participant = %rk, "reliable data backlog full; removing the participant");
-            self.remove_participant(rk);
+            self.remove_participant(now, rk);
             self.emit(
                 room,
                 Event::DataBacklog {

@@ -54,8 +54,10 @@ impl WorkerCore {
             .add_ufrag(publisher.ufrag().to_string(), (pk, PcKind::Publisher));
         self.router
             .add_ufrag(subscriber.ufrag().to_string(), (pk, PcKind::Subscriber));
-        self.participants
-            .insert(pk, Participant::new(pk, room, publisher, subscriber, data));
+        self.participants.insert(
+            pk,
+            Participant::new(now, pk, room, (publisher, subscriber), data),
+        );
         self.mark_dirty(pk, PcKind::Publisher);
         self.mark_dirty(pk, PcKind::Subscriber);
     }
@@ -157,11 +159,20 @@ impl WorkerCore {
         }
     }
 
-    pub(super) fn remove_participant(&mut self, pk: ParticipantKey) {
+    /// Forget a participant, first reporting its [`Event::QualitySummary`].
+    pub(super) fn remove_participant(&mut self, now: Instant, pk: ParticipantKey) {
         let Some(p) = self.participants.get(&pk) else {
             return;
         };
         let room = p.room;
+        let summary = p.quality.summary(now);
+        self.emit(
+            room,
+            Event::QualitySummary {
+                participant: pk,
+                summary,
+            },
+        );
         let published: Vec<TrackKey> = p.published.values().copied().collect();
         for track in published {
             self.unpublish(track);
@@ -192,12 +203,12 @@ impl WorkerCore {
         }
     }
 
-    pub(super) fn fail_participant(&mut self, pk: ParticipantKey, reason: String) {
+    pub(super) fn fail_participant(&mut self, now: Instant, pk: ParticipantKey, reason: String) {
         let Some(room) = self.participants.get(&pk).map(|p| p.room) else {
             return;
         };
         tracing::info!(participant = %pk, %reason, "participant media failed");
-        self.remove_participant(pk);
+        self.remove_participant(now, pk);
         self.emit(
             room,
             Event::MediaFailed {

@@ -1,7 +1,8 @@
 //! The sans-IO heart of a media worker: rooms, participants and forwarding, driven by `(now, input)`.
 //!
 //! This file owns the entry points, the panic guard and the work queues; `membership.rs` owns adding, removing
-//! and (un)subscribing participants and tracks; `fanout.rs` owns the packet path.
+//! and (un)subscribing participants and tracks; `fanout.rs` owns the packet path; `quality.rs` feeds the
+//! participants' call-quality meters.
 //!
 //! [`WorkerCore`] is fed commands, datagrams and timeouts with the caller's clock, and yields transmits (via
 //! [`WorkerCore::poll_transmit`]) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
@@ -18,6 +19,7 @@ use str0m::net::{Protocol, Transmit};
 use str0m::{Event as RtcEvent, IceConnectionState};
 
 use crate::api::{Command, DataLimits, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
+use crate::histogram::WorkerHistograms;
 use crate::participant::Participant;
 use crate::peer::LocalEndpoint;
 use crate::room::{RoomMedia, TrackRoute};
@@ -28,6 +30,7 @@ use crate::stats::{EgressTally, WorkerGauges};
 mod data;
 mod fanout;
 mod membership;
+mod quality;
 mod simulcast;
 
 /// How long a connection may stay ICE-disconnected before its participant is ended.
@@ -56,6 +59,8 @@ pub struct WorkerCore {
     /// When allocation and dynacast are next re-evaluated (none while the worker is empty).
     next_tick: Option<Instant>,
     pub stats: WorkerStats,
+    /// Call quality and forwarding latency distributions (the I/O loop observes the latency).
+    pub histograms: WorkerHistograms,
     /// Size, rate and buffer limits of data channels.
     data_limits: DataLimits,
     /// NACK totals per subscriber stream, to count deltas into `stats`.
@@ -83,6 +88,7 @@ impl WorkerCore {
             connected_subscribers: Default::default(),
             next_tick: None,
             stats: WorkerStats::default(),
+            histograms: WorkerHistograms::default(),
             data_limits: DataLimits::default(),
             egress: EgressTally::default(),
         }
@@ -167,7 +173,7 @@ impl WorkerCore {
                 .peer(pc)
                 .handle_datagram(now, proto, source, destination, data)
             {
-                core.fail_participant(pk, format!("{pc:?} connection failed: {e}"));
+                core.fail_participant(now, pk, format!("{pc:?} connection failed: {e}"));
                 return;
             }
             core.mark_dirty(pk, pc);
@@ -189,7 +195,7 @@ impl WorkerCore {
                 };
                 core.current = Some(pk);
                 if let Err(e) = p.handle_timeout(now) {
-                    core.fail_participant(pk, format!("timer failed: {e}"));
+                    core.fail_participant(now, pk, format!("timer failed: {e}"));
                     continue;
                 }
                 core.mark_dirty(pk, PcKind::Publisher);
@@ -216,7 +222,7 @@ impl WorkerCore {
             self.dirty.clear();
             if let Some(pk) = self.current.take() {
                 tracing::error!(participant = %pk, "panic while handling participant; removing it");
-                self.fail_participant(pk, "internal fault in the media engine".into());
+                self.fail_participant(now, pk, "internal fault in the media engine".into());
                 // Removing may itself touch other peers (renegotiation); settle without re-entering the guard.
                 if catch_unwind(AssertUnwindSafe(|| self.settle(now))).is_err() {
                     self.dirty.clear();
@@ -270,9 +276,9 @@ impl WorkerCore {
             }
             self.event_buf = events;
             if let Err(e) = result {
-                self.fail_participant(pk, format!("{pc:?} connection failed: {e}"));
+                self.fail_participant(now, pk, format!("{pc:?} connection failed: {e}"));
             } else if !alive {
-                self.fail_participant(pk, format!("{pc:?} connection closed"));
+                self.fail_participant(now, pk, format!("{pc:?} connection closed"));
             }
         }
     }
@@ -297,13 +303,16 @@ impl WorkerCore {
                     participants: Vec::new(),
                 });
             }
-            Command::RemoveRoom { room } => {
+            Command::RemoveRoom { room, done } => {
                 if let Some(r) = self.rooms.get(&room) {
                     for pk in r.participants.clone() {
-                        self.remove_participant(pk);
+                        self.remove_participant(now, pk);
                     }
                 }
                 self.rooms.remove(&room);
+                if let Some(done) = done {
+                    done();
+                }
             }
             Command::AddParticipant {
                 room,
@@ -315,7 +324,7 @@ impl WorkerCore {
                 participant,
                 allowed,
             } => self.set_can_publish_data(participant, allowed),
-            Command::SendData { room, message } => self.send_server_data(room, &message),
+            Command::SendData { room, message } => self.send_server_data(now, room, &message),
             Command::PublisherOffer {
                 participant,
                 sdp,
@@ -389,7 +398,7 @@ impl WorkerCore {
                     self.emit_for(participant, offer);
                 }
             }
-            Command::RemoveParticipant { participant } => self.remove_participant(participant),
+            Command::RemoveParticipant { participant } => self.remove_participant(now, participant),
             Command::Shutdown => {}
         }
     }
@@ -412,7 +421,7 @@ impl WorkerCore {
             })
             .collect();
         for (pk, pc) in gone {
-            self.fail_participant(pk, format!("{pc:?} connection: ICE disconnected"));
+            self.fail_participant(now, pk, format!("{pc:?} connection: ICE disconnected"));
         }
     }
 
@@ -464,7 +473,12 @@ impl WorkerCore {
             }
             RtcEvent::MediaEgressStats(s) if pc == PcKind::Subscriber => {
                 self.egress.record(now, pk, &s, &mut self.stats);
+                self.on_egress_stats(pk, &s);
             }
+            RtcEvent::MediaIngressStats(s) if pc == PcKind::Publisher => {
+                self.on_ingress_stats(pk, &s)
+            }
+            RtcEvent::PeerStats(s) => self.on_peer_stats(pk, pc, &s),
             RtcEvent::ChannelOpen(id, label) if pc == PcKind::Publisher => {
                 self.on_channel_open(pk, id, &label)
             }
@@ -473,7 +487,7 @@ impl WorkerCore {
             }
             RtcEvent::ChannelClose(id) if pc == PcKind::Publisher => self.on_channel_close(pk, id),
             RtcEvent::Closed => {
-                self.fail_participant(pk, format!("{pc:?} connection closed by the client"));
+                self.fail_participant(now, pk, format!("{pc:?} connection closed by the client"));
             }
             _ => {}
         }

@@ -270,6 +270,8 @@ impl WorkerCore {
         Some(ParticipantStats {
             estimate_bps: p.downlink.budget_bps(),
             subscriptions,
+            quality: p.quality.report(now),
+            session: p.quality.summary(now),
         })
     }
 }

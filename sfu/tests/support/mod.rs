@@ -83,6 +83,8 @@ pub struct Harness {
     pub codec: Codec,
     /// Drop the RTP datagrams to bob whose (0-based) index among RTP datagrams to bob is listed.
     pub drop_rtp_to_bob: Vec<usize>,
+    /// Also drop every retransmission to bob (RTP on another SSRC than the media's), so losses stay lost.
+    pub drop_retransmissions_to_bob: bool,
     pub rtp_to_bob: usize,
     /// The SSRC of the media stream to bob (learned from the first media packet).
     pub bob_media_ssrc: Option<u32>,
@@ -127,6 +129,7 @@ impl Harness {
             bob_mids: Vec::new(),
             codec,
             drop_rtp_to_bob: Vec::new(),
+            drop_retransmissions_to_bob: false,
             rtp_to_bob: 0,
             bob_media_ssrc: None,
         }
@@ -221,6 +224,8 @@ impl Harness {
                     if self.drop_rtp_to_bob.contains(&(self.rtp_to_bob - 1)) {
                         continue; // lost on the way
                     }
+                } else if !to_alice && is_rtp && self.drop_retransmissions_to_bob {
+                    continue;
                 }
                 let client = if to_alice {
                     &mut self.alice

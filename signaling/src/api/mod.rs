@@ -86,6 +86,11 @@ pub fn routes() -> Vec<ApiRoute> {
             patch(rooms::update_participant),
         ),
         route(
+            Method::GET,
+            "/v1/rooms/{room}/participants/{identity}/stats",
+            get(rooms::participant_stats),
+        ),
+        route(
             Method::POST,
             "/v1/rooms/{room}/participants/{identity}/tracks/{track}/mute",
             post(rooms::mute_track),

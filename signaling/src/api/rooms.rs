@@ -1,6 +1,6 @@
-//! `/v1/rooms`: create, list, read and delete rooms; list, read and remove participants, mute their tracks and
-//! change their grants mid-call. Each request is forwarded to the room's actor (`room::AdminMsg`), so it is
-//! ordered with everything else happening in the room.
+//! `/v1/rooms`: create, list, read and delete rooms; list, read and remove participants, read their call
+//! quality, mute their tracks and change their grants mid-call. Each request is forwarded to the room's actor
+//! (`room::AdminMsg`), so it is ordered with everything else happening in the room.
 
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Admin, ApiJson};
 use crate::auth::AdminGrant;
 use crate::room::{
-    AdminError, AdminMsg, CreateError, GrantsUpdate, ParticipantSnapshot, RoomOptions, RoomSnapshot,
+    AdminError, AdminMsg, CreateError, GrantsUpdate, ParticipantQualityReport, ParticipantSnapshot,
+    RoomOptions, RoomSnapshot,
 };
 use crate::server::AppState;
 
@@ -237,6 +238,26 @@ pub async fn remove_participant(
         return Err(no_participant(&room, &identity));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A participant's call quality now and over its session (see `docs/quality.md`).
+pub async fn participant_stats(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+) -> ApiResult<Json<ParticipantQualityReport>> {
+    admin.require(AdminGrant::RoomAdmin, Some(&room))?;
+    let who = identity.clone();
+    state
+        .registry
+        .ask(&room, |reply| AdminMsg::Quality {
+            identity: who,
+            reply,
+        })
+        .await
+        .ok_or_else(|| no_room(&room))?
+        .map(Json)
+        .map_err(|e| admin_error(e, &room, &identity, ""))
 }
 
 fn admin_error(e: AdminError, room: &str, identity: &str, track: &str) -> ApiError {

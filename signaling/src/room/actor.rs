@@ -11,6 +11,7 @@ use chorus_protocol::{
 use chorus_sfu::{Command, ParticipantKey, RoomKey, TrackKey, WorkerHandle};
 use tokio::sync::{mpsc, oneshot};
 
+use super::call_quality::QualityLog;
 use super::chat::ChatRoom;
 use super::media::Track;
 use super::member::Member;
@@ -38,6 +39,8 @@ pub struct Room {
     empty_generation: u64,
     participants_total: u64,
     pub(super) chat: ChatRoom,
+    /// Everyone who joined, with their call-quality summaries (for `room_finished`).
+    pub(super) quality: QualityLog,
 }
 
 impl Room {
@@ -67,6 +70,7 @@ impl Room {
             empty_generation: 0,
             participants_total: 0,
             chat,
+            quality: QualityLog::default(),
         }
     }
 
@@ -146,23 +150,30 @@ impl Room {
                 break;
             }
         }
-        // Closing: stop taking messages, send queued joins elsewhere, release the worker's room.
+        // Closing: release the worker's room (its last quality summaries queue up here), stop taking messages,
+        // send queued joins elsewhere.
         self.stop_chat().await;
         self.registry.remove(&self.name, &self.sid);
+        self.release_media().await;
         rx.close();
         while let Some(msg) = rx.recv().await {
             match msg {
                 RoomMsg::Join { reply, .. } | RoomMsg::Resume { reply, .. } => {
                     let _ = reply.send(JoinReply::Retry);
                 }
+                RoomMsg::Media(chorus_sfu::Event::QualitySummary {
+                    participant,
+                    summary,
+                }) => self.quality.record(participant, &summary),
                 _ => {}
             }
         }
-        self.worker.send(Command::RemoveRoom { room: self.key });
+        let participants = std::mem::take(&mut self.quality).finish();
         self.emit(RoomEvent::RoomFinished {
             room: self.room_ref(),
             duration_secs: now_unix_secs().saturating_sub(self.created_at),
             participants_total: self.participants_total,
+            participants,
         });
         tracing::info!(room = %self.name, "room closed");
     }
@@ -294,6 +305,7 @@ impl Room {
             );
         }
         self.participants_total += 1;
+        self.quality.joined(key, Self::participant_ref(&member));
         self.emit(RoomEvent::ParticipantJoined {
             room: self.room_ref(),
             participant: Self::participant_ref(&member),

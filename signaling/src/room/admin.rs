@@ -1,5 +1,5 @@
 //! Server-side control of a room (the REST API's room endpoints): read its state, remove a participant, mute a
-//! track, change grants mid-call, revoke an identity's tokens, close the room. Requests arrive as
+//! track, change grants mid-call, revoke an identity's tokens, close the room, read a participant's call quality. Requests arrive as
 //! [`AdminMsg`]s on the room's own queue, so they are ordered with everything else the room does.
 
 use chorus_protocol::{ServerMessage, TrackInfo};
@@ -53,6 +53,11 @@ pub enum AdminMsg {
     },
     /// The room's chat history, oldest first.
     ChatHistory(oneshot::Sender<Vec<chorus_protocol::ChatMessage>>),
+    /// The call quality of the participant with this identity (`call_quality.rs`).
+    Quality {
+        identity: String,
+        reply: oneshot::Sender<Result<super::ParticipantQualityReport, AdminError>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +177,7 @@ impl Room {
             AdminMsg::ChatHistory(reply) => {
                 let _ = reply.send(self.chat_history());
             }
+            AdminMsg::Quality { identity, reply } => self.query_quality(&identity, reply),
         }
     }
 

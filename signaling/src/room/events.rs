@@ -1,7 +1,7 @@
 //! What a room reports to the outside (webhooks today): lifecycle, membership and track events, in the order the
 //! room actor saw them. A [`RoomObserver`] must not block: it is called from the room's task.
 
-use chorus_protocol::TrackInfo;
+use chorus_protocol::{QualitySummary, TrackInfo};
 
 /// One thing that happened in a room.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,8 @@ pub enum RoomEvent {
         duration_secs: u64,
         /// Participants that joined over the room's life.
         participants_total: u64,
+        /// Each of them (the first 1000) with its call quality over its session, in the order they joined.
+        participants: Vec<ParticipantQuality>,
     },
     ParticipantJoined {
         room: RoomRef,
@@ -62,6 +64,13 @@ pub struct ParticipantRef {
     pub sid: String,
     pub identity: String,
     pub name: String,
+}
+
+/// A participant of a finished room and its call quality (`None` if the media worker never reported it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticipantQuality {
+    pub participant: ParticipantRef,
+    pub quality: Option<QualitySummary>,
 }
 
 /// Receives every room's events.

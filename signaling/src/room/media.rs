@@ -418,6 +418,10 @@ impl Room {
                 tracing::info!(room = %self.name, %participant, buffer_bytes, "reliable data backlog full");
                 self.remove_member(participant, "dataBacklog");
             }
+            Event::QualitySummary {
+                participant,
+                summary,
+            } => self.quality.record(participant, &summary),
             Event::MediaFailed {
                 participant,
                 reason,

@@ -6,6 +6,7 @@
 
 mod actor;
 mod admin;
+mod call_quality;
 mod chat;
 mod data;
 mod events;
@@ -21,13 +22,16 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::VerifiedToken;
 
 pub use admin::{AdminError, AdminMsg, GrantsUpdate, ParticipantSnapshot, RoomSnapshot};
+pub use call_quality::ParticipantQualityReport;
 pub use chat::{
     ChatSettings, DEFAULT_HISTORY_SIZE as DEFAULT_CHAT_HISTORY_SIZE,
     DEFAULT_MAX_TEXT_BYTES as DEFAULT_CHAT_MAX_TEXT_BYTES,
     DEFAULT_RATE_BURST as DEFAULT_CHAT_RATE_BURST,
     DEFAULT_RATE_PER_MINUTE as DEFAULT_CHAT_RATE_PER_MINUTE,
 };
-pub use events::{NoObserver, ParticipantRef, RoomEvent, RoomObserver, RoomRef};
+pub use events::{
+    NoObserver, ParticipantQuality, ParticipantRef, RoomEvent, RoomObserver, RoomRef,
+};
 pub use registry::{CreateError, Registry, RoomHandle, RoomOptions, RoomSettings};
 
 /// What a room sends to a session.

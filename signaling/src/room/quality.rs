@@ -1,5 +1,6 @@
 //! Simulcast on the signaling side: subscribers' layer preferences (kept per member so they survive
-//! resubscription), pauses for bandwidth, dynacast instructions to publishers, and `getStats`.
+//! resubscription), pauses for bandwidth, dynacast instructions to publishers, and `getStats` (with the call
+//! quality of `call_quality.rs`).
 //!
 //! The media worker decides layers; this file only translates between protocol messages and worker
 //! commands/events, and checks what clients send.
@@ -160,6 +161,9 @@ impl Room {
         self.worker.send(Command::QueryStats {
             participant: key,
             reply: Box::new(move |stats: Option<ParticipantStats>| {
+                let quality = stats
+                    .as_ref()
+                    .map(|s| super::call_quality::call_quality(&s.quality));
                 let stats = stats.unwrap_or_default();
                 let subscriptions = stats
                     .subscriptions
@@ -180,6 +184,7 @@ impl Room {
                 let _ = session.send(Outbound::Message(ServerMessage::Stats(StatsMsg {
                     estimate_bps: stats.estimate_bps,
                     subscriptions,
+                    quality,
                 })));
             }),
         });

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::room::{ParticipantRef, RoomEvent, RoomRef};
+use crate::room::{ParticipantQuality, ParticipantRef, RoomEvent, RoomRef};
 
 /// `source` of every event.
 pub const SOURCE: &str = "/chorus";
@@ -31,6 +31,13 @@ fn participant(p: &ParticipantRef) -> Value {
     json!({"sid": p.sid, "identity": p.identity, "name": p.name})
 }
 
+/// A participant of a finished room: who, and its call quality over the session (`null` if never measured).
+fn finished_participant(p: &ParticipantQuality) -> Value {
+    let mut v = participant(&p.participant);
+    v["quality"] = serde_json::to_value(p.quality).unwrap_or(Value::Null);
+    v
+}
+
 fn data(event: &RoomEvent) -> Value {
     match event {
         RoomEvent::RoomStarted { room: r } => json!({"room": room(r)}),
@@ -38,10 +45,12 @@ fn data(event: &RoomEvent) -> Value {
             room: r,
             duration_secs,
             participants_total,
+            participants,
         } => json!({
             "room": room(r),
             "durationSecs": duration_secs,
             "participantsTotal": participants_total,
+            "participants": participants.iter().map(finished_participant).collect::<Vec<_>>(),
         }),
         RoomEvent::ParticipantJoined {
             room: r,
@@ -147,5 +156,47 @@ mod tests {
         assert_eq!(v["data"]["participant"]["identity"], "alice");
         assert_eq!(v["data"]["reason"], "left");
         assert_eq!(v["data"]["room"]["sid"], "RM_1");
+    }
+
+    #[test]
+    fn room_finished_lists_participants_with_their_quality() {
+        let who = |n: &str| ParticipantRef {
+            sid: format!("PA_{n}"),
+            identity: n.into(),
+            name: n.into(),
+        };
+        let ev = RoomEvent::RoomFinished {
+            room: RoomRef {
+                name: "r".into(),
+                sid: "RM_1".into(),
+            },
+            duration_secs: 30,
+            participants_total: 2,
+            participants: vec![
+                ParticipantQuality {
+                    participant: who("alice"),
+                    quality: Some(chorus_protocol::QualitySummary {
+                        duration_secs: 29.5,
+                        samples: 29,
+                        mos_mean: Some(4.38),
+                        ..Default::default()
+                    }),
+                },
+                ParticipantQuality {
+                    participant: who("bob"),
+                    quality: None,
+                },
+            ],
+        };
+        let v = cloud_event(&ev, "evt-2", UNIX_EPOCH);
+        assert_eq!(v["type"], "room_finished");
+        let p = &v["data"]["participants"];
+        assert_eq!(p[0]["identity"], "alice");
+        assert_eq!(p[0]["sid"], "PA_alice");
+        assert_eq!(p[0]["quality"]["mosMean"], 4.38);
+        assert_eq!(p[0]["quality"]["samples"], 29);
+        assert!(p[0]["quality"]["rttMeanMs"].is_null());
+        assert!(p[1]["quality"].is_null());
+        assert_eq!(v["data"]["participantsTotal"], 2);
     }
 }
