@@ -6,6 +6,8 @@
 //! Run: `cargo test -p chorus-client --release --test call_quality -- --nocapture` (prints the figures seen).
 //! Deadlines only bound the waits; nothing here measures performance.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use axum::extract::State;
 use chorus_client::{Client, ClientEvent, ConnectOptions};
 use chorus_signaling::testing::TestServer;
 use serde_json::Value;
+use support::packets_from;
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -88,15 +91,6 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn received_from(receiver: &Client, from: &str) -> u64 {
-    receiver
-        .received()
-        .iter()
-        .filter(|t| t.participant_sid == from)
-        .map(|t| t.packets)
-        .sum()
-}
-
 fn in_range(v: &Value, lo: f64, hi: f64) -> bool {
     v.as_f64().is_some_and(|x| (lo..=hi).contains(&x))
 }
@@ -121,8 +115,8 @@ async fn quality_is_reported_by_the_api_metrics_and_room_finished() -> anyhow::R
         c.publish_video().await?;
     }
     let start = tokio::time::Instant::now();
-    while received_from(&bob, alice.participant_sid()) < 100
-        || received_from(&alice, bob.participant_sid()) < 100
+    while packets_from(&bob, alice.participant_sid(), None) < 100
+        || packets_from(&alice, bob.participant_sid(), None) < 100
     {
         ensure!(start.elapsed() < DEADLINE, "media did not flow");
         tokio::time::sleep(Duration::from_millis(100)).await;
