@@ -1,5 +1,6 @@
 //! One WebSocket connection at `/rtc`: authenticate, join (or resume) a room, then relay frames between the
-//! client and its room. Everything that goes wrong here is scoped to this connection.
+//! client and its room. Everything that goes wrong here is scoped to this connection. Its log lines carry a
+//! `session` span with the room and identity once joined (`--log-format json` prints them as fields).
 
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use chorus_protocol::{
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::room::{Attached, Outbound, Registry, RoomHandle, RoomMsg};
 use crate::server::AppState;
@@ -28,6 +31,11 @@ struct Joined {
 }
 
 pub async fn run(socket: WebSocket, state: AppState, query: RtcQuery) {
+    let span = tracing::info_span!("session", room = Empty, identity = Empty);
+    serve(socket, state, query).instrument(span).await
+}
+
+async fn serve(socket: WebSocket, state: AppState, query: RtcQuery) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
@@ -105,7 +113,10 @@ pub async fn run(socket: WebSocket, state: AppState, query: RtcQuery) {
             }
             (None, ClientMessage::Join(req)) => {
                 match join(&state.registry, &state, &query, req, out_tx.clone()).await {
-                    Ok(j) => joined = Some(j),
+                    Ok(j) => {
+                        tracing::debug!(participant = %j.attached.participant, "joined");
+                        joined = Some(j);
+                    }
                     Err(e) => {
                         let fatal = e.fatal;
                         let _ = out_tx.send(Outbound::Message(ServerMessage::Error(e)));
@@ -178,6 +189,9 @@ async fn join(
     }
     crate::api::revocation::check_not_revoked(&state.store, &token).await?;
     let room_name = token.room.clone();
+    tracing::Span::current()
+        .record("room", room_name.as_str())
+        .record("identity", token.identity.as_str());
     let (room, attached) = match req.resume {
         Some(resume) => {
             registry

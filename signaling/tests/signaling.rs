@@ -338,3 +338,51 @@ async fn healthz_answers() {
     stream.read_to_string(&mut response).await.expect("read");
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }
+
+/// A log writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_sessions_log_lines_carry_its_room_and_identity() {
+    // The only test in this binary that installs a subscriber; the others' lines land here too, harmlessly.
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter("chorus_signaling=debug")
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("no other subscriber in this test binary");
+    let ts = TestServer::start().await.expect("server starts");
+    let (_ws, _) = join(&ts, "logged-room", "logged-alice").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
+        let found = text.lines().any(|line| {
+            line.contains(r#""message":"joined""#)
+                && line.contains(r#""identity":"logged-alice""#)
+                && line.contains(r#""room":"logged-room""#)
+        });
+        if found {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `joined` line with the session's room and identity in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
