@@ -8,8 +8,8 @@
 //! messages a worker). Chorus metrics are built afresh on every scrape from those totals, so nothing here is
 //! updated on the packet path. No per-room or per-participant labels; `kind` (audio/video) is the only label.
 //! Histograms (call quality, forwarding latency) are counted by the workers the same way and rendered in
-//! `histograms.rs`. This file owns the metric names (documented in the README); it must not change room or
-//! media state.
+//! `histograms.rs`. Webhook delivery counters and the queue depth (from the store) are in `webhooks.rs`. This
+//! file owns the metric names (documented in the README); it must not change room or media state.
 
 use std::sync::OnceLock;
 
@@ -23,8 +23,10 @@ use prometheus::{
 };
 
 use crate::server::AppState;
+use crate::webhooks::WebhookTotals;
 
 mod histograms;
+mod webhooks;
 
 /// The process collector, registered once per process (several test servers may share one process).
 fn process_registry() -> &'static Registry {
@@ -80,6 +82,9 @@ pub struct Snapshot {
     pub stats: WorkerStats,
     pub gauges: WorkerGauges,
     pub histograms: WorkerHistograms,
+    pub webhooks: WebhookTotals,
+    /// Webhook deliveries waiting in the store; `None` when the store could not be read.
+    pub webhook_queue: Option<u64>,
 }
 
 impl Snapshot {
@@ -88,6 +93,7 @@ impl Snapshot {
         let mut snap = Snapshot {
             rooms: state.registry.len() as u64,
             workers: sfu.counters().len() as u64,
+            webhooks: state.webhook_counters.totals(),
             ..Default::default()
         };
         for w in sfu.counters() {
@@ -281,21 +287,30 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         "Participants ended by an internal fault in the media engine.",
         s.participant_faults,
     )?;
+    webhooks::register(&b, snap)?;
     let mut families = b.registry.gather();
     families.extend(histograms::families(&snap.histograms));
     Ok(families)
 }
 
 /// The whole `/metrics` body.
-pub fn render(state: &AppState) -> Result<String, prometheus::Error> {
+pub async fn render(state: &AppState) -> Result<String, prometheus::Error> {
+    let mut snap = Snapshot::read(state);
+    snap.webhook_queue = match state.store.webhooks.pending().await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook queue depth unavailable");
+            None
+        }
+    };
     let mut all = process_families()?;
-    all.extend(families(&Snapshot::read(state))?);
+    all.extend(families(&snap)?);
     TextEncoder::new().encode_to_string(&all)
 }
 
 /// `GET /metrics`.
 pub async fn handler(State(state): State<AppState>) -> Response {
-    match render(&state) {
+    match render(&state).await {
         Ok(body) => (
             [(header::CONTENT_TYPE, TextEncoder::new().format_type())],
             body,
@@ -317,8 +332,10 @@ mod tests {
         let mut snap = Snapshot {
             rooms: 2,
             workers: 1,
+            webhook_queue: Some(3),
             ..Default::default()
         };
+        snap.webhooks.dead_lettered = 7;
         snap.stats.rtp_forwarded = 1234;
         snap.stats.count_in(chorus_sfu::MediaKind::Video, 1000);
         snap.gauges.participants = 5;
@@ -330,7 +347,16 @@ mod tests {
         assert!(text.contains("\nchorus_participants 5\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"video\"} 1000\n"));
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
-        assert_eq!(fams.len(), 35);
+        assert!(text.contains("\nchorus_webhook_dead_letters_total 7\n"));
+        assert!(text.contains("\nchorus_webhook_queue_depth 3\n"));
+        assert_eq!(fams.len(), 39);
+        snap.webhook_queue = None;
+        let without_store = families(&snap).expect("valid metric names");
+        assert_eq!(
+            without_store.len(),
+            38,
+            "no queue depth when the store cannot say"
+        );
     }
 
     #[test]

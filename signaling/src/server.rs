@@ -62,6 +62,8 @@ pub struct AppInner {
     pub dev_mode: bool,
     pub store: Store,
     pub room_empty_timeout: Duration,
+    /// Webhook delivery outcomes since start (all zero without endpoints), for `/metrics`.
+    pub webhook_counters: Arc<crate::webhooks::WebhookCounters>,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -105,6 +107,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let webhook_counters = Arc::new(crate::webhooks::WebhookCounters::default());
     let observer: Arc<dyn crate::room::RoomObserver> = if settings.webhooks.urls.is_empty() {
         Arc::new(NoObserver)
     } else {
@@ -117,6 +120,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
             settings.webhooks.clone(),
             key,
             store.clone(),
+            Arc::clone(&webhook_counters),
             shutdown_rx.clone(),
         )?
     };
@@ -143,6 +147,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         dev_mode: settings.dev_mode,
         store,
         room_empty_timeout: settings.room_empty_timeout,
+        webhook_counters,
     });
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await

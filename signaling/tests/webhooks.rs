@@ -183,6 +183,33 @@ async fn events_are_signed_ordered_per_room_and_retried_after_500() {
             f.id
         );
     }
+
+    // /metrics: one delivery per 200 answered, two failed attempts, no dead letters (the counters move just
+    // after the receiver answers, so poll briefly).
+    let answered_ok = hits.iter().filter(|h| h.answered == 200).count() as f64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", ts.http_url()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let seen = [
+            "chorus_webhook_deliveries_total",
+            "chorus_webhook_failed_attempts_total",
+            "chorus_webhook_dead_letters_total",
+        ]
+        .map(|name| sample(&metrics, name));
+        if seen == [Some(answered_ok), Some(2.0), Some(0.0)] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "webhook metrics {seen:?}, want [{answered_ok}, 2, 0]"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -264,6 +291,28 @@ async fn the_last_failed_attempt_leaves_a_dead_letter() {
     }
     let attempts = receiver.hits().len();
     assert_eq!(attempts, 8, "two attempts per event");
+
+    // /metrics counts the same: eight failed attempts, four dead letters, nothing delivered or queued.
+    let metrics = reqwest::get(format!("{}/metrics", ts.http_url()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for (name, want) in [
+        ("chorus_webhook_failed_attempts_total", 8.0),
+        ("chorus_webhook_dead_letters_total", 4.0),
+        ("chorus_webhook_deliveries_total", 0.0),
+        ("chorus_webhook_queue_depth", 0.0),
+    ] {
+        assert_eq!(sample(&metrics, name), Some(want), "{name} in:\n{metrics}");
+    }
+}
+
+/// The value of an unlabelled sample in a Prometheus text body.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test]

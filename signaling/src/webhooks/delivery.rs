@@ -14,7 +14,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 
 use super::address::GuardedResolver;
 use super::sign::{signature, KEY_HEADER, SIGNATURE_HEADER};
-use super::{WebhookError, WebhookSettings};
+use super::{WebhookCounters, WebhookError, WebhookSettings};
 use crate::auth::ApiKey;
 use crate::store::{PendingDelivery, Store};
 
@@ -45,6 +45,7 @@ pub struct Sender {
     store: Store,
     wake: Arc<Notify>,
     http: reqwest::Client,
+    counters: Arc<WebhookCounters>,
 }
 
 impl Sender {
@@ -53,6 +54,7 @@ impl Sender {
         key: ApiKey,
         store: Store,
         wake: Arc<Notify>,
+        counters: Arc<WebhookCounters>,
     ) -> Result<Sender, WebhookError> {
         crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
@@ -73,6 +75,7 @@ impl Sender {
             store,
             wake,
             http,
+            counters,
         })
     }
 
@@ -135,10 +138,15 @@ impl Sender {
     async fn deliver(&self, d: PendingDelivery) {
         let outcome = self.post(&d).await;
         let result = match outcome {
-            Ok(()) => self.store.webhooks.complete(d.id).await,
+            Ok(()) => {
+                self.counters.delivered();
+                self.store.webhooks.complete(d.id).await
+            }
             Err(error) => {
                 let attempt = d.attempts + 1;
-                if attempt >= self.settings.max_attempts {
+                let last = attempt >= self.settings.max_attempts;
+                self.counters.failed(last);
+                if last {
                     tracing::warn!(endpoint = %d.endpoint, room = %d.room, attempt, %error,
                         "webhook delivery failed for the last time; dead-lettered");
                     self.store

@@ -15,11 +15,13 @@ use crate::room::{RoomEvent, RoomObserver};
 use crate::store::{NewDelivery, Store};
 
 pub(crate) mod address;
+mod counters;
 mod delivery;
 pub mod event;
 pub mod sign;
 
 pub use address::{check_url, forbidden_ip, UrlError};
+pub use counters::{WebhookCounters, WebhookTotals};
 
 /// Webhook configuration, validated.
 #[derive(Debug, Clone)]
@@ -83,10 +85,12 @@ impl RoomObserver for Enqueuer {
 
 /// Starts the queue writer and the delivery loop (both stop when `shutdown` turns true) and returns the observer
 /// the rooms report to. Events are signed with `key`. Deliveries left in the store by an earlier run go out too.
+/// Outcomes are counted in `counters`.
 pub fn start(
     settings: WebhookSettings,
     key: ApiKey,
     store: Store,
+    counters: Arc<WebhookCounters>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Arc<dyn RoomObserver>, WebhookError> {
     settings.validate()?;
@@ -98,7 +102,7 @@ pub fn start(
         store.clone(),
         wake.clone(),
     ));
-    let sender = delivery::Sender::new(settings, key, store, wake)?;
+    let sender = delivery::Sender::new(settings, key, store, wake, counters)?;
     tokio::spawn(sender.run(shutdown));
     Ok(Arc::new(Enqueuer { tx }))
 }
