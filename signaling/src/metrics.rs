@@ -23,6 +23,7 @@ use prometheus::{
 };
 
 use crate::server::AppState;
+use crate::turn::TurnTotals;
 use crate::webhooks::WebhookTotals;
 
 mod histograms;
@@ -83,6 +84,7 @@ pub struct Snapshot {
     pub gauges: WorkerGauges,
     pub histograms: WorkerHistograms,
     pub webhooks: WebhookTotals,
+    pub turn: TurnTotals,
     /// Webhook deliveries waiting in the store; `None` when the store could not be read.
     pub webhook_queue: Option<u64>,
 }
@@ -94,6 +96,7 @@ impl Snapshot {
             rooms: state.registry.len() as u64,
             workers: sfu.counters().len() as u64,
             webhooks: state.webhook_counters.totals(),
+            turn: state.turn.totals(),
             ..Default::default()
         };
         for w in sfu.counters() {
@@ -288,6 +291,21 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.participant_faults,
     )?;
     webhooks::register(&b, snap)?;
+    b.gauge(
+        "chorus_turn_allocations",
+        "Relay allocations alive on the embedded TURN server.",
+        snap.turn.allocations,
+    )?;
+    b.counter(
+        "chorus_turn_quota_refusals_total",
+        "TURN allocations refused because the participant had reached its allocation quota.",
+        snap.turn.quota_refusals,
+    )?;
+    b.counter(
+        "chorus_turn_auth_refusals_total",
+        "TURN requests refused for bad, forged or expired credentials.",
+        snap.turn.auth_refusals,
+    )?;
     let mut families = b.registry.gather();
     families.extend(histograms::families(&snap.histograms));
     Ok(families)
@@ -349,12 +367,12 @@ mod tests {
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
         assert!(text.contains("\nchorus_webhook_dead_letters_total 7\n"));
         assert!(text.contains("\nchorus_webhook_queue_depth 3\n"));
-        assert_eq!(fams.len(), 39);
+        assert_eq!(fams.len(), 42);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            38,
+            41,
             "no queue depth when the store cannot say"
         );
     }

@@ -64,6 +64,8 @@ pub struct AppInner {
     pub room_empty_timeout: Duration,
     /// Webhook delivery outcomes since start (all zero without endpoints), for `/metrics`.
     pub webhook_counters: Arc<crate::webhooks::WebhookCounters>,
+    /// The embedded TURN server, for `/metrics`.
+    pub turn: Arc<crate::turn::RunningTurn>,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -148,6 +150,7 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         store,
         room_empty_timeout: settings.room_empty_timeout,
         webhook_counters,
+        turn: Arc::clone(&turn),
     });
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await

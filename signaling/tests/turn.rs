@@ -171,6 +171,24 @@ async fn wrong_forged_and_expired_credentials_are_refused() {
         allocate(udp, "PA_x", &good.password).await.is_err(),
         "no expiry"
     );
+    // The username without an expiry is refused by the server's credential check and counted. (A wrong or
+    // forged password fails the message integrity check inside the TURN crate instead, and recently expired
+    // credentials pass authentication so running calls can refresh, and are refused at allocation.)
+    let refusals = metric(&ts, "chorus_turn_auth_refusals_total").await;
+    assert!(refusals >= 1.0, "{refusals} auth refusals counted");
+}
+
+/// The value of an unlabelled sample on the server's `/metrics`.
+async fn metric(ts: &TestServer, name: &str) -> f64 {
+    let body = reqwest::get(format!("{}/metrics", ts.http_url()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,6 +203,9 @@ async fn allocation_quota_per_participant() {
         allocate(udp, &a.username, &a.password).await.is_err(),
         "3rd is over quota"
     );
+    assert_eq!(metric(&ts, "chorus_turn_quota_refusals_total").await, 1.0);
+    let live = metric(&ts, "chorus_turn_allocations").await;
+    assert!(live >= 2.0, "{live} allocations alive while two are held");
     let b = credentials::issue(SECRET, "PA_b", now, 300);
     allocate(udp, &b.username, &b.password)
         .await

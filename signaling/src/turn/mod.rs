@@ -27,7 +27,7 @@ mod server;
 mod stream;
 
 pub use policy::PeerPolicy;
-pub use server::{RunningTurn, TurnError};
+pub use server::{RunningTurn, TurnError, TurnTotals};
 
 /// The validated `[turn]` configuration.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,6 +27,8 @@ use super::policy::PeerPolicy;
 pub struct Quota {
     limit: usize,
     live: Mutex<HashMap<String, usize>>,
+    /// Allocations refused because the participant had `limit` already (since start).
+    refused: AtomicU64,
 }
 
 impl Quota {
@@ -34,7 +36,19 @@ impl Quota {
         Arc::new(Quota {
             limit,
             live: Mutex::default(),
+            refused: AtomicU64::new(0),
         })
+    }
+
+    /// Live allocations of every participant.
+    pub fn live_total(&self) -> u64 {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.values().map(|&n| n as u64).sum()
+    }
+
+    /// Allocations refused for the quota since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// One more allocation for `id`, if under the limit.
@@ -42,6 +56,7 @@ impl Quota {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let n = live.entry(id.to_string()).or_default();
         if *n >= self.limit {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         *n += 1;
@@ -102,6 +117,8 @@ const EXPIRED_GRACE_SECS: u64 = 12 * 3600;
 pub struct Auth {
     pub secret: Arc<Vec<u8>>,
     pub last: LastAuthenticated,
+    /// Requests refused for bad, forged or long-expired credentials (shared by every listener).
+    pub refused: Arc<AtomicU64>,
 }
 
 impl AuthHandler for Auth {
@@ -126,6 +143,7 @@ impl AuthHandler for Auth {
                 Ok(generate_auth_key(username, realm, &password))
             }
             Err(e) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(client = %src_addr, username, error = %e, "TURN credentials refused");
                 Err(turn::Error::Other(e.to_string()))
             }

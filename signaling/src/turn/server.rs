@@ -3,6 +3,7 @@
 //! listener), all sharing the credential secret, the relay policy and the allocation quota.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use turn::server::config::{ConnConfig, ServerConfig};
@@ -39,6 +40,20 @@ pub struct RunningTurn {
     pub tls_addr: Option<SocketAddr>,
     pub ice_servers: Arc<IceServerSource>,
     servers: Vec<Server>,
+    /// The allocation quota shared by the listeners; `None` when the embedded server is off.
+    quota: Option<Arc<Quota>>,
+    auth_refused: Arc<AtomicU64>,
+}
+
+/// What `/metrics` reports about the embedded TURN server (all zero when it is off).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TurnTotals {
+    /// Relay allocations alive now, over every listener.
+    pub allocations: u64,
+    /// Allocations refused because the participant had reached its quota, since start.
+    pub quota_refusals: u64,
+    /// Requests refused for bad, forged or long-expired credentials, since start.
+    pub auth_refusals: u64,
 }
 
 impl std::fmt::Debug for RunningTurn {
@@ -75,6 +90,8 @@ impl RunningTurn {
                 external: settings.external.clone(),
             }),
             servers: Vec::new(),
+            quota: None,
+            auth_refused: Arc::new(AtomicU64::new(0)),
         };
         if !settings.enabled {
             return Ok(running);
@@ -84,6 +101,8 @@ impl RunningTurn {
             ..settings.policy.clone()
         });
         let quota = Quota::new(settings.allocations_per_participant);
+        running.quota = Some(Arc::clone(&quota));
+        let auth_refused = Arc::clone(&running.auth_refused);
         let host = crate::config::url_host(settings.public_ip);
         let mut urls = Vec::new();
 
@@ -98,8 +117,9 @@ impl RunningTurn {
         let udp_addr = udp
             .local_addr()
             .map_err(|e| bind("UDP", settings.udp_addr, e))?;
-        let start =
-            |conn: Arc<dyn Conn + Send + Sync>| serve(conn, settings, &secret, &policy, &quota);
+        let start = |conn: Arc<dyn Conn + Send + Sync>| {
+            serve(conn, settings, &secret, &policy, &quota, &auth_refused)
+        };
         running.servers.push(start(Arc::new(udp)).await?);
         running.udp_addr = Some(udp_addr);
         urls.push(format!("turn:{host}:{}?transport=udp", udp_addr.port()));
@@ -160,6 +180,15 @@ impl RunningTurn {
         Ok(running)
     }
 
+    /// Live allocations and refusals, for `/metrics`.
+    pub fn totals(&self) -> TurnTotals {
+        TurnTotals {
+            allocations: self.quota.as_ref().map_or(0, |q| q.live_total()),
+            quota_refusals: self.quota.as_ref().map_or(0, |q| q.refused()),
+            auth_refusals: self.auth_refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// Stop every listener and drop every allocation.
     pub async fn close(&self) {
         for s in &self.servers {
@@ -175,6 +204,7 @@ async fn serve(
     secret: &Arc<Vec<u8>>,
     policy: &Arc<PeerPolicy>,
     quota: &Arc<Quota>,
+    auth_refused: &Arc<AtomicU64>,
 ) -> Result<Server, TurnError> {
     let last = LastAuthenticated::default();
     let config = ServerConfig {
@@ -192,6 +222,7 @@ async fn serve(
         auth_handler: Arc::new(Auth {
             secret: Arc::clone(secret),
             last,
+            refused: Arc::clone(auth_refused),
         }),
         channel_bind_timeout: std::time::Duration::ZERO,
         alloc_close_notify: None,
