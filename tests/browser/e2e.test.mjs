@@ -122,6 +122,23 @@ describe('browser end-to-end', { timeout: 240000 }, () => {
       const layers = sent.filter((s) => s.kind === 'video').map((s) => `${s.rid}:${s.frameWidth}x${s.frameHeight}`);
       console.log(`alice sends simulcast layers ${layers.sort().join(' ')}`);
 
+      // Call quality as the server measures it from Chromium's RTCP and congestion feedback.
+      let quality;
+      await waitFor(
+        async () => {
+          const { status, body } = await server.api(`/rooms/${room}/participants/alice/stats`);
+          assert.equal(status, 200, JSON.stringify(body));
+          quality = body;
+          return body.mos !== null && body.rttMs !== null && body.session?.samples >= 2;
+        },
+        { timeoutMs: 20000, what: "alice's call quality with an RTT and a score" },
+      );
+      console.log(`alice's call quality: ${JSON.stringify(quality)}`);
+      assert.ok(quality.mos >= 1 && quality.mos <= 4.5, `MOS in range: ${quality.mos}`);
+      assert.ok(quality.rttMs >= 0 && quality.rttMs < 500, `RTT ${quality.rttMs} ms`);
+      assert.ok(quality.bitrateInBps > 50000, `alice sends audio and video: ${quality.bitrateInBps} bit/s`);
+      assert.ok(quality.bitrateOutBps > 50000, `alice receives two others: ${quality.bitrateOutBps} bit/s`);
+
       await carol.page.evaluate(() => window.chorusRoom.leave());
       for (const entry of [alice, bob]) {
         await waitFor(

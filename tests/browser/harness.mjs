@@ -9,7 +9,7 @@
 //   CHORUS_E2E_WEB_FROM_DISK  1 = serve /, /demo.js, /demo.css and /sdk/<file> from web/ in this checkout
 //                     instead of the copies compiled into the server (to iterate on the SDK without a rebuild)
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -173,6 +173,24 @@ export class ChorusServer {
       throw new Error(`${err.message}\n--- server (${this.command}) ---\n${this.log.text()}`);
     });
     return this;
+  }
+
+  /** A server-API token (`chorus token --admin`, signed with this server's dev keys). */
+  adminToken() {
+    const bin = path.resolve(repoRoot, process.env.CHORUS_BIN || 'target/release/chorus');
+    return execFileSync(bin, ['token', '--admin', '--ttl', '10m', '--data-dir', this.dataDir], {
+      encoding: 'utf8',
+    }).trim();
+  }
+
+  /** GET `route` under `/v1` with an admin token: `{status, body}` (body parsed as JSON). */
+  async api(route) {
+    this._adminToken ||= this.adminToken();
+    const res = await fetch(`${this.baseUrl}/v1${route}`, {
+      headers: { authorization: `Bearer ${this._adminToken}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    return { status: res.status, body: await res.json() };
   }
 
   async stop() {
