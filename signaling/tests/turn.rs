@@ -1,6 +1,7 @@
 //! The embedded TURN server against webrtc-rs's TURN client on loopback: credentials from the join response
 //! allocate; wrong, forged and expired ones do not; the relay refuses loopback peers other than the SFU's media
-//! address (and the allowed CIDR); the per-participant quota holds; TURN over TCP frames and survives garbage.
+//! address (and the allowed CIDR); the per-participant quota holds; TURN over TCP frames and survives garbage;
+//! TURN over TLS serves the configured certificate (fixtures in `tests/data`, a test CA valid 2020-2120).
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_signaling::testing::TestServer;
-use chorus_signaling::turn::{credentials, PeerPolicy, TurnSettings};
+use chorus_signaling::turn::{credentials, PeerPolicy, TurnSettings, TurnTls};
 use support::join;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -241,4 +242,82 @@ async fn turn_over_tcp_frames_stun_and_drops_garbage_connections() {
         .expect("read");
     assert_eq!(&header[..2], &[0x01, 0x01], "Binding success response");
     assert_eq!(&header[8..20], &[7; 12], "same transaction");
+}
+
+/// The test certificate (for `localhost` and 127.0.0.1, issued by the test CA) in `tests/data`.
+fn test_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A TLS client trusting `roots` (the process-wide crypto provider is installed by the server).
+fn tls_client(roots: rustls::RootCertStore) -> tokio_rustls::TlsConnector {
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turn_over_tls_uses_the_configured_certificate_and_answers_stun() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let ts = TestServer::start_with(|s| {
+        s.turn = TurnSettings {
+            secret: Some(SECRET.to_vec()),
+            tls: Some(TurnTls {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                cert: test_file("turn-test-cert.pem"),
+                key: test_file("turn-test-key.pem"),
+                host: "localhost".into(),
+            }),
+            ..TurnSettings::loopback_ephemeral()
+        };
+    })
+    .await
+    .expect("server");
+    let tls_addr = ts.server.turn.tls_addr.expect("TURN TLS listening");
+
+    // The join response hands out the turns: URL with credentials.
+    let (_ws, joined) = join(&ts, "turns-room", "alice").await;
+    let turns = format!("turns:localhost:{}?transport=tcp", tls_addr.port());
+    assert!(
+        joined
+            .ice_servers
+            .iter()
+            .any(|s| s.urls.contains(&turns) && s.credential.is_some()),
+        "{turns} in {:?}",
+        joined.ice_servers
+    );
+
+    let name = ServerName::try_from("localhost").expect("server name");
+    // A client that does not trust the test CA cannot complete the handshake.
+    let tcp = TcpStream::connect(tls_addr).await.expect("connect");
+    let untrusted = tls_client(rustls::RootCertStore::empty())
+        .connect(name.clone(), tcp)
+        .await;
+    assert!(untrusted.is_err(), "an unknown issuer is refused");
+
+    // One that does gets a STUN Binding answered over the TLS stream.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(test_file("turn-test-ca.pem")).expect("test CA");
+    roots.add(ca).expect("CA as a root");
+    let tcp = TcpStream::connect(tls_addr).await.expect("connect");
+    let mut tls =
+        tokio::time::timeout(Duration::from_secs(5), tls_client(roots).connect(name, tcp))
+            .await
+            .expect("handshake in time")
+            .expect("TLS handshake with the configured certificate");
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&[9; 12]);
+    tls.write_all(&request).await.expect("write");
+    let mut header = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut header))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&header[..2], &[0x01, 0x01], "Binding success response");
+    assert_eq!(&header[8..20], &[9; 12], "same transaction");
 }
