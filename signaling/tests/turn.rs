@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chorus_signaling::testing::TestServer;
 use chorus_signaling::turn::{credentials, PeerPolicy, TurnSettings, TurnTls};
-use support::join;
+use support::{join, metrics, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use turn::client::{Client, ClientConfig};
@@ -181,15 +181,8 @@ async fn wrong_forged_and_expired_credentials_are_refused() {
 
 /// The value of an unlabelled sample on the server's `/metrics`.
 async fn metric(ts: &TestServer, name: &str) -> f64 {
-    let body = reqwest::get(format!("{}/metrics", ts.http_url()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+    let body = metrics(ts).await;
+    sample(&body, name).unwrap_or_else(|| panic!("no {name} in:\n{body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

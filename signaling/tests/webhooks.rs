@@ -17,7 +17,7 @@ use chorus_signaling::store::Store;
 use chorus_signaling::testing::TestServer;
 use chorus_signaling::webhooks::sign;
 use serde_json::Value;
-use support::{join, left_reason, send, TempDir};
+use support::{join, left_reason, metrics, sample, send, TempDir};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -189,18 +189,13 @@ async fn events_are_signed_ordered_per_room_and_retried_after_500() {
     let answered_ok = hits.iter().filter(|h| h.answered == 200).count() as f64;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let metrics = reqwest::get(format!("{}/metrics", ts.http_url()))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body");
+        let body = metrics(&ts).await;
         let seen = [
             "chorus_webhook_deliveries_total",
             "chorus_webhook_failed_attempts_total",
             "chorus_webhook_dead_letters_total",
         ]
-        .map(|name| sample(&metrics, name));
+        .map(|name| sample(&body, name));
         if seen == [Some(answered_ok), Some(2.0), Some(0.0)] {
             break;
         }
@@ -293,26 +288,15 @@ async fn the_last_failed_attempt_leaves_a_dead_letter() {
     assert_eq!(attempts, 8, "two attempts per event");
 
     // /metrics counts the same: eight failed attempts, four dead letters, nothing delivered or queued.
-    let metrics = reqwest::get(format!("{}/metrics", ts.http_url()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let body = metrics(&ts).await;
     for (name, want) in [
         ("chorus_webhook_failed_attempts_total", 8.0),
         ("chorus_webhook_dead_letters_total", 4.0),
         ("chorus_webhook_deliveries_total", 0.0),
         ("chorus_webhook_queue_depth", 0.0),
     ] {
-        assert_eq!(sample(&metrics, name), Some(want), "{name} in:\n{metrics}");
+        assert_eq!(sample(&body, name), Some(want), "{name} in:\n{body}");
     }
-}
-
-/// The value of an unlabelled sample in a Prometheus text body.
-fn sample(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test]

@@ -79,6 +79,22 @@ pub async fn left_reason(ws: &mut Ws) -> String {
     }
 }
 
+/// The server's `/metrics` body.
+pub async fn metrics(ts: &TestServer) -> String {
+    reqwest::get(format!("{}/metrics", ts.http_url()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// The value of an unlabelled sample in a Prometheus text body.
+pub fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A `/v1` client with a bearer token.
 pub struct Api {
     http: reqwest::Client,
