@@ -1,7 +1,7 @@
 //! The embedded TURN server against webrtc-rs's TURN client on loopback: credentials from the join response
 //! allocate; wrong, forged and expired ones do not; the relay refuses loopback peers other than the SFU's media
 //! address (and the allowed CIDR); the per-participant quota holds; TURN over TCP frames and survives garbage;
-//! TURN over TLS serves the configured certificate (fixtures in `tests/data`, a test CA valid 2020-2120).
+//! a TCP allocation is released when its connection closes; TURN over TLS serves the configured certificate (fixtures in `tests/data`, a test CA valid 2020-2120).
 
 mod support;
 
@@ -235,6 +235,115 @@ async fn turn_over_tcp_frames_stun_and_drops_garbage_connections() {
         .expect("read");
     assert_eq!(&header[..2], &[0x01, 0x01], "Binding success response");
     assert_eq!(&header[8..20], &[7; 12], "same transaction");
+}
+
+/// A TURN Allocate request for a UDP relay, signed when `signed` gives credentials and the server's nonce.
+fn allocate_request(signed: Option<(&credentials::Credentials, &str)>) -> Vec<u8> {
+    use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+    use stun::message::{Message, MessageType, Setter, CLASS_REQUEST, METHOD_ALLOCATE};
+    use stun::textattrs::TextAttribute;
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(stun::agent::TransactionId::new()),
+        Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+        Box::new(turn::proto::reqtrans::RequestedTransport {
+            protocol: turn::proto::PROTO_UDP,
+        }),
+    ];
+    if let Some((creds, nonce)) = signed {
+        setters.push(Box::new(TextAttribute::new(
+            ATTR_USERNAME,
+            creds.username.clone(),
+        )));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, "chorus".into())));
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.into())));
+        setters.push(Box::new(
+            stun::integrity::MessageIntegrity::new_long_term_integrity(
+                creds.username.clone(),
+                "chorus".into(),
+                creds.password.clone(),
+            ),
+        ));
+    }
+    let mut m = Message::new();
+    m.build(&setters).expect("build");
+    m.raw
+}
+
+/// Writes one STUN request on a TURN TCP stream and reads the response.
+async fn stun_roundtrip(tcp: &mut TcpStream, request: &[u8]) -> stun::message::Message {
+    tcp.write_all(request).await.expect("write");
+    let mut raw = vec![0u8; 20];
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut raw))
+        .await
+        .expect("answered")
+        .expect("read header");
+    let body = usize::from(u16::from_be_bytes([raw[2], raw[3]]));
+    raw.resize(20 + body, 0);
+    tcp.read_exact(&mut raw[20..]).await.expect("read body");
+    let mut m = stun::message::Message::new();
+    m.unmarshal_binary(&raw).expect("a STUN response");
+    m
+}
+
+/// Polls `/metrics` until `name` reads `want`; its last value otherwise.
+async fn metric_becomes(ts: &TestServer, name: &str, want: f64) -> Result<(), f64> {
+    let mut last = f64::NAN;
+    for _ in 0..50 {
+        last = metric(ts, name).await;
+        if last == want {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tcp_allocation_is_released_when_its_connection_closes() {
+    use stun::message::{
+        MessageType, CLASS_ERROR_RESPONSE, CLASS_SUCCESS_RESPONSE, METHOD_ALLOCATE,
+    };
+    let ts = server(10).await;
+    let tcp_addr = ts.server.turn.tcp_addr.expect("TURN TCP");
+    let creds = credentials::issue(
+        SECRET,
+        "PA_tcp",
+        chorus_signaling::auth::now_unix_secs(),
+        300,
+    );
+    assert_eq!(metric(&ts, "chorus_turn_allocations").await, 0.0);
+
+    let mut tcp = TcpStream::connect(tcp_addr).await.expect("connect");
+    let challenge = stun_roundtrip(&mut tcp, &allocate_request(None)).await;
+    assert_eq!(
+        challenge.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE)
+    );
+    let nonce =
+        stun::textattrs::TextAttribute::get_from_as(&challenge, stun::attributes::ATTR_NONCE)
+            .expect("a nonce with the 401")
+            .text;
+    let allocated = stun_roundtrip(&mut tcp, &allocate_request(Some((&creds, &nonce)))).await;
+    assert_eq!(
+        allocated.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE),
+        "signed Allocate over TCP: {allocated}"
+    );
+    metric_becomes(&ts, "chorus_turn_allocations", 1.0)
+        .await
+        .expect("one allocation alive while its connection is open");
+
+    drop(tcp);
+    metric_becomes(&ts, "chorus_turn_allocations", 0.0)
+        .await
+        .expect("the allocation goes with its connection, not 10 minutes later");
+    // Its quota slot is free again, and the server still serves new connections.
+    let mut again = TcpStream::connect(tcp_addr).await.expect("connect");
+    let challenge = stun_roundtrip(&mut again, &allocate_request(None)).await;
+    assert_eq!(
+        challenge.typ,
+        MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE)
+    );
 }
 
 /// The test certificate (for `localhost` and 127.0.0.1, issued by the test CA) in `tests/data`.

@@ -1,5 +1,6 @@
 // Connectivity fallbacks in headless Chromium (see docs/connectivity.md):
-//  1. a tab with iceTransportPolicy 'relay' (`&relay=1`) sends and receives media through the embedded TURN;
+//  1. tabs with iceTransportPolicy 'relay' (`&relay=1`) send and receive media through the embedded TURN, one
+//     pinned to TURN over UDP and one to TURN over TCP;
 //  2. the same with credentials that expired (correctly signed) never connects;
 //  3. with UDP to the media port dropped by a firewall rule (nftables in a network namespace of our own), two
 //     tabs connect over ICE-TCP and media flows (TURN off, so nothing else could carry it).
@@ -68,6 +69,49 @@ async function assertReceives(entry, identity, what) {
   });
 }
 
+/**
+ * Rewrites the `joined` message `entry` receives: `edit(iceServers)` returns the servers the page sees. Call it
+ * before the page navigates to the room.
+ */
+async function rewriteIceServers(entry, edit) {
+  await entry.page.routeWebSocket(/\/rtc/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((text) => {
+      const msg = JSON.parse(text);
+      if (msg.type === 'joined') msg.iceServers = edit(msg.iceServers);
+      ws.send(JSON.stringify(msg));
+    });
+  });
+}
+
+/** Keeps only the TURN URLs whose transport is `transport` (Chromium would otherwise pick either). */
+function onlyTurnTransport(transport) {
+  return (servers) =>
+    servers
+      .map((s) => ({ ...s, urls: [s.urls].flat().filter((u) => u.startsWith('turn:') && u.endsWith(`transport=${transport}`)) }))
+      .filter((s) => s.urls.length > 0);
+}
+
+/** Opens a relay-only tab that may use only TURN over `transport`, and checks it relays that way both ways. */
+async function assertRelaysOver(browser, label, url, transport) {
+  const entry = await browser.open(label, 'about:blank');
+  await rewriteIceServers(entry, onlyTurnTransport(transport));
+  await entry.page.goto(url);
+  await assertReceives(entry, 'alice', `relay over ${transport}`);
+  await waitFor(
+    async () => {
+      const p = await paths(entry);
+      return p.publisher?.path === 'relay' && p.subscriber?.path === 'relay';
+    },
+    { timeoutMs: 10000, what: `${label} to report relay paths` },
+  );
+  const p = await paths(entry);
+  console.log(`${label} (relay over ${transport}): ${p.publisher.local} -> ${p.publisher.remote}`);
+  assert.equal(p.publisher.relayProtocol, transport, `${label} publisher: ${JSON.stringify(p.publisher)}`);
+  assert.equal(p.subscriber.relayProtocol, transport, `${label} subscriber: ${JSON.stringify(p.subscriber)}`);
+  return entry;
+}
+
 async function paths(entry) {
   return entry.page.evaluate(() => window.chorusPath);
 }
@@ -102,40 +146,27 @@ describe('connectivity', { timeout: 240000 }, () => {
     }
   });
 
-  it('a relay-only tab sends and receives media through the embedded TURN; expired credentials are refused', async () => {
+  it('relay-only tabs send and receive media through the embedded TURN over UDP and TCP; expired credentials are refused', async () => {
     const room = `relay-${Date.now().toString(36)}`;
     const url = (id, extra = '') => `${relayServer.baseUrl}/?room=${room}&identity=${id}&debug=1${extra}`;
     await withDiagnostics('relay', { server: relayServer, browser }, async () => {
       const alice = await browser.open('alice', url('alice'));
-      const bob = await browser.open('bob', url('bob', '&relay=1'));
-      await assertReceives(bob, 'alice', 'relay');
-      await assertReceives(alice, 'bob', 'relay');
-      await waitFor(
-        async () => {
-          const p = await paths(bob);
-          return p.publisher?.path === 'relay' && p.subscriber?.path === 'relay';
-        },
-        { timeoutMs: 10000, what: 'bob to report relay paths' },
-      );
-      const b = await paths(bob);
+      // Bob may relay only over UDP, dave only over TCP: each pins one TURN transport Chromium would otherwise
+      // choose between by timing.
+      const bob = await assertRelaysOver(browser, 'bob', url('bob', '&relay=1'), 'udp');
+      await assertReceives(alice, 'bob', 'relay over udp');
       const a = await paths(alice);
-      console.log(`bob (relay=1): ${b.publisher.local} -> ${b.publisher.remote}; alice: ${a.publisher?.path}`);
-      assert.equal(b.publisher.relayProtocol, 'udp');
       assert.notEqual(a.publisher?.path, 'relay', 'alice was not asked to relay');
       await closePage(bob);
+      const dave = await assertRelaysOver(browser, 'dave', url('dave', '&relay=1'), 'tcp');
+      await assertReceives(alice, 'dave', 'relay over tcp');
+      await closePage(dave);
 
       // Carol gets credentials whose expiry has passed, correctly signed, so only the expiry check refuses them.
       const carol = await browser.open('carol', 'about:blank');
       const username = `${Math.floor(Date.now() / 1000) - 60}:expired`;
       const credential = crypto.createHmac('sha1', TURN_SECRET).update(username).digest('base64');
-      await carol.page.routeWebSocket(/\/rtc/, (ws) => {
-        const server = ws.connectToServer();
-        server.onMessage((text) => {
-          const msg = JSON.parse(text);
-          if (msg.type === 'joined') msg.iceServers = msg.iceServers.map((s) => ({ ...s, username, credential }));
-          ws.send(JSON.stringify(msg));
-        });
-      });
+      await rewriteIceServers(carol, (servers) => servers.map((s) => ({ ...s, username, credential })));
       await carol.page.goto(url('carol', '&relay=1'));
       await waitFor(async () => (await carol.page.evaluate(() => window.chorusState)) === 'connected', {
         timeoutMs: 15000,

@@ -23,6 +23,7 @@ pub mod credentials;
 mod guard;
 pub mod policy;
 mod relay;
+mod release;
 mod server;
 mod stream;
 

@@ -111,6 +111,22 @@ pub type LastAuthenticated = Arc<Mutex<Option<(String, bool)>>>;
 /// permissions, channel bindings). New allocations need unexpired credentials.
 const EXPIRED_GRACE_SECS: u64 = 12 * 3600;
 
+/// [`credentials::check`], accepting credentials up to [`EXPIRED_GRACE_SECS`] past their expiry; also says
+/// whether they had expired.
+pub fn check_with_grace<'a>(
+    secret: &[u8],
+    username: &'a str,
+    now: u64,
+) -> Result<((&'a str, String), bool), credentials::CredentialError> {
+    match credentials::check(secret, username, now) {
+        Ok(ok) => Ok((ok, false)),
+        Err(credentials::CredentialError::Expired(at)) if now - at <= EXPIRED_GRACE_SECS => {
+            credentials::check(secret, username, at).map(|ok| (ok, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Checks TURN REST API credentials against the secret. Expiry is enforced on allocation (by
 /// [`RelayGenerator`]): browsers keep refreshing an allocation with the credentials they got at the start, so
 /// refusing those after a few minutes would cut a running call.
@@ -128,14 +144,7 @@ impl AuthHandler for Auth {
         realm: &str,
         src_addr: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        let now = crate::auth::now_unix_secs();
-        let checked = match credentials::check(&self.secret, username, now) {
-            Ok(ok) => Ok((ok, false)),
-            Err(credentials::CredentialError::Expired(at)) if now - at <= EXPIRED_GRACE_SECS => {
-                credentials::check(&self.secret, username, at).map(|ok| (ok, true))
-            }
-            Err(e) => Err(e),
-        };
+        let checked = check_with_grace(&self.secret, username, crate::auth::now_unix_secs());
         match checked {
             Ok(((id, password), expired)) => {
                 *self.last.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -138,7 +138,8 @@ impl RunningTurn {
                 }
                 Err(e) => return Err(bind("TCP", want, e)),
             };
-            let conn = StreamConn::start(listener, None).map_err(|e| bind("TCP", want, e))?;
+            let conn = StreamConn::start(listener, None, Arc::clone(&secret))
+                .map_err(|e| bind("TCP", want, e))?;
             let tcp_addr = conn
                 .local_addr()
                 .map_err(|e| TurnError::Tls(e.to_string()))?;
@@ -152,7 +153,7 @@ impl RunningTurn {
             let listener = tokio::net::TcpListener::bind(tls.addr)
                 .await
                 .map_err(|e| bind("TLS", tls.addr, e))?;
-            let conn = StreamConn::start(listener, Some(acceptor))
+            let conn = StreamConn::start(listener, Some(acceptor), Arc::clone(&secret))
                 .map_err(|e| bind("TLS", tls.addr, e))?;
             let tls_addr = conn
                 .local_addr()

@@ -4,8 +4,8 @@
 //! to that address is written back on the same connection.
 //!
 //! A connection that sends something else, a frame larger than [`MAX_FRAME`], or nothing for a while is closed;
-//! it never affects the others. Known gap: the allocation of a closed connection is not deleted at once (the
-//! crate has no hook for that); it expires with its lifetime (or when the client refreshes it to 0).
+//! it never affects the others. When a connection ends, its allocation is released at once (see [`super::release`]);
+//! frames the server still sends to it are dropped, as a UDP send to a departed client would be.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use webrtc_util::Conn;
+
+use super::release::LastSigned;
 
 /// Largest STUN message or ChannelData frame accepted (the crate reads at most 1500 bytes anyway).
 const MAX_FRAME: usize = 1600;
@@ -40,12 +42,17 @@ pub struct StreamConn {
 }
 
 impl StreamConn {
-    /// Starts accepting on `listener`, with TLS when `tls` is given.
-    pub fn start(listener: TcpListener, tls: Option<TlsAcceptor>) -> std::io::Result<Arc<Self>> {
+    /// Starts accepting on `listener`, with TLS when `tls` is given. `secret` signs the request that releases
+    /// an ended connection's allocation.
+    pub fn start(
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        secret: Arc<Vec<u8>>,
+    ) -> std::io::Result<Arc<Self>> {
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(1024);
         let peers: Peers = Arc::default();
-        let accept_task = tokio::spawn(accept_loop(listener, tls, tx, Arc::clone(&peers)));
+        let accept_task = tokio::spawn(accept_loop(listener, tls, tx, Arc::clone(&peers), secret));
         Ok(Arc::new(StreamConn {
             local,
             inbound: tokio::sync::Mutex::new(rx),
@@ -66,6 +73,7 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     peers: Peers,
+    secret: Arc<Vec<u8>>,
 ) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -89,12 +97,14 @@ async fn accept_loop(
         let inbound = inbound.clone();
         let peers = Arc::clone(&peers);
         let tls = tls.clone();
+        let secret = Arc::clone(&secret);
         tokio::spawn(async move {
+            let mut last = LastSigned::default();
             let result = match tls {
-                None => serve(stream, remote, inbound, wrx).await,
+                None => serve(stream, remote, &inbound, wrx, &mut last).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(IDLE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve(s, remote, inbound, wrx).await,
+                        Ok(Ok(s)) => serve(s, remote, &inbound, wrx, &mut last).await,
                         Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
                         Err(_) => Err("TLS handshake timed out".into()),
                     }
@@ -108,6 +118,10 @@ async fn accept_loop(
                 Ok(()) => tracing::debug!(%remote, "TURN stream closed"),
                 Err(e) => tracing::debug!(%remote, error = %e, "TURN stream ended"),
             }
+            if let Some(release) = last.release_request(&secret, crate::auth::now_unix_secs()) {
+                tracing::debug!(%remote, "releasing the TURN allocation of an ended stream");
+                let _ = inbound.send((release, remote)).await;
+            }
         });
     }
 }
@@ -116,8 +130,9 @@ async fn accept_loop(
 async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     remote: SocketAddr,
-    inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
+    inbound: &mpsc::Sender<(Vec<u8>, SocketAddr)>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
+    last: &mut LastSigned,
 ) -> Result<(), String> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async move {
@@ -134,6 +149,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(e),
             };
+            last.observe(&frame);
             if inbound.send((frame, remote)).await.is_err() {
                 return Ok(());
             }
@@ -220,9 +236,9 @@ impl Conn for StreamConn {
             .get(&target)
             .cloned();
         let Some(tx) = tx else {
-            return Err(webrtc_util::Error::Other(format!(
-                "no connection from {target}"
-            )));
+            // The connection ended; like a UDP datagram to a departed client, the frame is lost.
+            tracing::trace!(%target, "TURN frame for an ended stream dropped");
+            return Ok(buf.len());
         };
         let mut frame = buf.to_vec();
         if frame.first().is_some_and(|b| b >> 6 == 1) {
@@ -241,8 +257,10 @@ impl Conn for StreamConn {
         None
     }
 
+    /// Does nothing: the `turn` crate closes the listener's connection whenever it closes an allocation (fine for
+    /// a UDP socket, whose close is a no-op), so stopping here would take every TCP client down with one. The
+    /// listener stops when the server drops its last handle (see `Drop`).
     async fn close(&self) -> webrtc_util::Result<()> {
-        self.accept_task.abort();
         Ok(())
     }
 
