@@ -1,10 +1,14 @@
 //! An in-process server on loopback for integration tests (here and in `client/`): random API key, free
-//! ports, one media worker.
+//! ports, one media worker; and a throwaway Redis ([`RedisServer`]) for cluster tests.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::auth::{ApiKey, Grants, KeyStore, TokenRequest};
+
+mod redis;
+
+pub use self::redis::RedisServer;
 use crate::server::{self, RunningServer, ServerSettings};
 
 pub struct TestServer {
