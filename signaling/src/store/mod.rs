@@ -1,6 +1,7 @@
-//! The embedded store: small traits per concern (identities, revocations, the webhook queue, chat history) and a
-//! [`Store`] bundle the server holds. SQLite (`sqlite/`) is the default implementation, a file under the data
-//! directory or in memory for tests; a Redis implementation adds its own trait objects here.
+//! The store: small traits per concern (identities, revocations, the webhook queue, chat history) and a [`Store`]
+//! bundle the server holds. SQLite (`sqlite/`) is the default implementation, a file under the data directory or in
+//! memory for tests. In a cluster, Redis (`redis/`) holds identities, revocations and chat history, shared by every
+//! node, while each node keeps its webhook queue in its own SQLite ([`Store::open_redis`]).
 //!
 //! Owns the persistent records and nothing else: no HTTP, no rooms. Every method is async and never blocks the
 //! runtime (the SQLite implementation runs on its own thread).
@@ -11,11 +12,13 @@ use std::sync::Arc;
 use chorus_protocol::ChatMessage;
 use futures_util::future::BoxFuture;
 
+mod redis;
 mod sqlite;
 
 #[cfg(test)]
 mod tests;
 
+pub use self::redis::{RedisStore, DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX};
 pub use sqlite::SqliteStore;
 
 /// File name of the SQLite database inside the data directory.
@@ -35,6 +38,10 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("the store has stopped")]
     Closed,
+    /// Redis failed, refused, did not answer in time, or holds a value this server cannot read. The message never
+    /// contains the password of the Redis URL.
+    #[error("Redis: {0}")]
+    Redis(String),
 }
 
 pub type StoreResult<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -157,6 +164,29 @@ impl Store {
             None => SqliteStore::open_in_memory().await?,
         };
         Ok(Store::from_sqlite(db))
+    }
+
+    /// Identities, revocations and chat history in the Redis at `url` (under the `chorus:` prefix); the webhook
+    /// queue in `sqlite_for_webhooks`, this node's own. Fails within about 5 s if Redis does not answer.
+    pub async fn open_redis(
+        url: &str,
+        sqlite_for_webhooks: SqliteStore,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::from_redis(
+            RedisStore::connect(url).await?,
+            sqlite_for_webhooks,
+        ))
+    }
+
+    /// Like [`Store::open_redis`], with a connection made beforehand (e.g. under another key prefix).
+    pub fn from_redis(shared: RedisStore, sqlite_for_webhooks: SqliteStore) -> Store {
+        let shared = Arc::new(shared);
+        Store {
+            identities: shared.clone(),
+            revocations: shared.clone(),
+            webhooks: Arc::new(sqlite_for_webhooks),
+            chat: shared,
+        }
     }
 
     pub fn from_sqlite(db: SqliteStore) -> Store {

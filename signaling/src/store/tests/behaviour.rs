@@ -1,31 +1,9 @@
-//! Store behaviour through the traits, on in-memory SQLite and on a file reopened like after a restart.
+//! What every backend must do, through the traits: each function gets a fresh, empty [`Store`] and is called by
+//! `on_sqlite.rs` and `on_redis.rs`.
 
 use super::*;
 
-fn identity(id: &str) -> Identity {
-    Identity {
-        id: id.into(),
-        name: format!("{id} name"),
-        metadata: "{}".into(),
-        created_at: 1_700_000_000,
-    }
-}
-
-fn delivery(endpoint: &str, room: &str, payload: &str) -> NewDelivery {
-    NewDelivery {
-        endpoint: endpoint.into(),
-        room: room.into(),
-        payload: payload.into(),
-    }
-}
-
-async fn memory() -> Store {
-    Store::open_sqlite(None).await.expect("in-memory store")
-}
-
-#[tokio::test]
-async fn identities_insert_get_delete() {
-    let store = memory().await;
+pub(super) async fn identities_insert_get_delete(store: &Store) {
     assert!(store
         .identities
         .insert_identity(identity("u1"))
@@ -63,9 +41,7 @@ async fn identities_insert_get_delete() {
     );
 }
 
-#[tokio::test]
-async fn revocations_keep_the_latest_time() {
-    let store = memory().await;
+pub(super) async fn revocations_keep_the_latest_time(store: &Store) {
     assert_eq!(store.revocations.revoked_at("u").await.expect("get"), None);
     store.revocations.revoke("u", 100).await.expect("revoke");
     store.revocations.revoke("u", 50).await.expect("revoke");
@@ -80,9 +56,7 @@ async fn revocations_keep_the_latest_time() {
     );
 }
 
-#[tokio::test]
-async fn webhook_queue_hands_out_one_head_per_endpoint_and_room() {
-    let store = memory().await;
+pub(super) async fn webhook_queue_hands_out_one_head_per_endpoint_and_room(store: &Store) {
     let q = &store.webhooks;
     q.enqueue(
         vec![
@@ -136,58 +110,7 @@ async fn webhook_queue_hands_out_one_head_per_endpoint_and_room() {
     assert_eq!(q.next_due_ms().await.expect("next"), None);
 }
 
-#[tokio::test]
-async fn a_file_store_survives_reopening() {
-    let dir = std::env::temp_dir().join(format!("chorus-store-{}", crate::ids::random_string(10)));
-    {
-        let store = Store::open_sqlite(Some(&dir)).await.expect("open");
-        store
-            .identities
-            .insert_identity(identity("kept"))
-            .await
-            .expect("insert");
-        store.revocations.revoke("kept", 42).await.expect("revoke");
-        store
-            .webhooks
-            .enqueue(vec![delivery("e", "r", "p")], 1)
-            .await
-            .expect("enqueue");
-    }
-    let store = Store::open_sqlite(Some(&dir)).await.expect("reopen");
-    assert!(store
-        .identities
-        .get_identity("kept")
-        .await
-        .expect("get")
-        .is_some());
-    assert_eq!(
-        store.revocations.revoked_at("kept").await.expect("get"),
-        Some(42)
-    );
-    assert_eq!(store.webhooks.pending().await.expect("pending"), 1);
-    assert!(dir.join(DB_FILE).exists());
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn chat(id: &str, text: &str) -> chorus_protocol::ChatMessage {
-    chorus_protocol::ChatMessage {
-        id: id.into(),
-        timestamp: 1_700_000_000_000,
-        identity: "alice".into(),
-        name: "Alice".into(),
-        text: text.into(),
-        edited_at: None,
-    }
-}
-
-fn ids(history: &[chorus_protocol::ChatMessage]) -> Vec<&str> {
-    history.iter().map(|m| m.id.as_str()).collect()
-}
-
-#[tokio::test]
-async fn chat_history_is_per_room_in_order_and_trimmed_to_keep() {
-    let store = memory().await;
+pub(super) async fn chat_history_is_per_room_in_order_and_trimmed_to_keep(store: &Store) {
     let c = &store.chat;
     for i in 1..=5 {
         c.append_chat("a", chat(&format!("a{i}"), "x"), 3)
@@ -216,11 +139,31 @@ async fn chat_history_is_per_room_in_order_and_trimmed_to_keep() {
         .await
         .expect("history")
         .is_empty());
+    assert!(c.chat_history("a", 0).await.expect("history").is_empty());
+    assert_eq!(
+        ids(&c.chat_history("a", usize::MAX).await.expect("history")),
+        ["a3", "a4", "a5"]
+    );
+
+    // A smaller `keep` trims further; 0 keeps nothing, not even the new message.
+    c.append_chat("a", chat("a6", "x"), 1)
+        .await
+        .expect("append");
+    assert_eq!(
+        ids(&c.chat_history("a", 100).await.expect("history")),
+        ["a6"]
+    );
+    assert!(
+        !c.edit_chat("a", "a5", "gone", 1).await.expect("edit"),
+        "a trimmed message is gone"
+    );
+    c.append_chat("a", chat("a7", "x"), 0)
+        .await
+        .expect("append");
+    assert!(c.chat_history("a", 100).await.expect("history").is_empty());
 }
 
-#[tokio::test]
-async fn chat_edits_and_deletes_apply_to_the_stored_history() {
-    let store = memory().await;
+pub(super) async fn chat_edits_and_deletes_apply_to_the_stored_history(store: &Store) {
     let c = &store.chat;
     c.append_chat("r", chat("m1", "hello"), 10)
         .await
@@ -228,7 +171,8 @@ async fn chat_edits_and_deletes_apply_to_the_stored_history() {
     c.append_chat("r", chat("m2", "world"), 10)
         .await
         .expect("append");
-    assert!(c.edit_chat("r", "m1", "hi", 42).await.expect("edit"));
+    assert!(c.edit_chat("r", "m1", "hey", 41).await.expect("edit"));
+    assert!(c.edit_chat("r", "m1", "hi", 42).await.expect("edit again"));
     assert!(
         !c.edit_chat("other", "m1", "no", 43).await.expect("edit"),
         "ids are scoped to their room"
@@ -236,27 +180,46 @@ async fn chat_edits_and_deletes_apply_to_the_stored_history() {
     assert!(!c.edit_chat("r", "nope", "no", 43).await.expect("edit"));
     assert!(c.delete_chat("r", "m2").await.expect("delete"));
     assert!(!c.delete_chat("r", "m2").await.expect("delete again"));
+    assert!(
+        !c.edit_chat("r", "m2", "back?", 44).await.expect("edit"),
+        "a deleted message cannot be edited"
+    );
+    assert!(!c.delete_chat("other", "m1").await.expect("delete"));
     let history = c.chat_history("r", 10).await.expect("history");
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].text, "hi");
-    assert_eq!(history[0].edited_at, Some(42));
+    assert_eq!(
+        history,
+        [ChatMessage {
+            text: "hi".into(),
+            edited_at: Some(42),
+            ..chat("m1", "hello")
+        }],
+        "the latest edit, every other field as appended"
+    );
+
+    // The last message of a room deleted: the room is empty, and takes new messages.
+    assert!(c.delete_chat("r", "m1").await.expect("delete"));
+    assert!(c.chat_history("r", 10).await.expect("history").is_empty());
+    c.append_chat("r", chat("m3", "again"), 10)
+        .await
+        .expect("append");
+    assert_eq!(
+        ids(&c.chat_history("r", 10).await.expect("history")),
+        ["m3"]
+    );
 }
 
-#[tokio::test]
-async fn chat_history_survives_reopening_the_file() {
-    let dir = std::env::temp_dir().join(format!("chorus-chat-{}", crate::ids::random_string(10)));
-    {
-        let store = Store::open_sqlite(Some(&dir)).await.expect("open");
-        store
-            .chat
-            .append_chat("r", chat("kept", "still here"), 10)
-            .await
-            .expect("append");
-    }
-    let store = Store::open_sqlite(Some(&dir)).await.expect("reopen");
+pub(super) async fn a_duplicate_message_id_is_refused(store: &Store) {
+    store
+        .chat
+        .append_chat("r", chat("m", "first"), 10)
+        .await
+        .expect("append");
+    store
+        .chat
+        .append_chat("r", chat("m", "second"), 10)
+        .await
+        .expect_err("the id exists");
     let history = store.chat.chat_history("r", 10).await.expect("history");
-    assert_eq!(ids(&history), ["kept"]);
-    assert_eq!(history[0].text, "still here");
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ids(&history), ["m"]);
+    assert_eq!(history[0].text, "first");
 }
