@@ -74,7 +74,24 @@ check_tools() {
   echo "node $(node --version), npm $(npm --version 2>/dev/null)"
 }
 
+# redis-server for the cluster tests (signaling/tests/cluster.rs and the Redis store tests start their own on a
+# free loopback port).
+need_redis() {
+  if command -v redis-server >/dev/null; then
+    return
+  fi
+  if is_root; then
+    echo "installing redis-server (Debian package) for the cluster tests"
+    apt_install redis-server
+  else
+    echo "error: redis-server is missing (the cluster tests need it): sudo apt-get install -y redis-server" >&2
+    exit 1
+  fi
+}
+
 rust_checks() {
+  need_redis
+  redis-server --version
   step "2/5 cargo fmt --check"
   cargo fmt --all -- --check
 
@@ -93,21 +110,30 @@ rust_checks() {
   cargo test --profile ci --workspace --exclude chorus-benches
 }
 
-browser_tests() {
-  step "5/5 browser end-to-end tests (headless Chromium)"
-  local dir="$ROOT/tests/browser"
+# `npm ci` in tests/<name> unless its node_modules already matches package-lock.json.
+npm_ci() {
+  local dir="$ROOT/tests/$1"
   local stamp="$dir/node_modules/.chorus-lock.sha256"
   local lock_hash
   lock_hash="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
-    echo "npm ci (tests/browser)"
+    echo "npm ci (tests/$1)"
     # playwright-core never downloads a browser; the tests use /usr/bin/chromium.
     (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
     echo "$lock_hash" >"$stamp"
   else
-    echo "tests/browser/node_modules is up to date"
+    echo "tests/$1/node_modules is up to date"
   fi
-  CHORUS_BIN="$ROOT/target/ci/chorus" node --test --test-concurrency=1 "$dir"/*.test.mjs
+}
+
+browser_tests() {
+  step "5/5 browser end-to-end tests (headless Chromium), then the deploy/ files check"
+  npm_ci browser
+  CHORUS_BIN="$ROOT/target/ci/chorus" node --test --test-concurrency=1 "$ROOT/tests/browser"/*.test.mjs
+  # Docker cannot run in CI: deploy/ (Dockerfile, compose, Kubernetes) is parsed and checked against the
+  # server's flags instead (tests/deploy/check.test.mjs).
+  npm_ci deploy
+  CHORUS_BIN="$ROOT/target/ci/chorus" node --test "$ROOT/tests/deploy/check.test.mjs"
 }
 
 case "$WHAT" in

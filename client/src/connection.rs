@@ -49,7 +49,11 @@ impl SignalSender {
     }
 }
 
-/// Opens the WebSocket, sends `join` and waits for `joined` (or the `error` that refuses it).
+/// Redirects (cluster: the room lives on another node) followed in a row before giving up.
+const MAX_REDIRECTS: usize = 3;
+
+/// Opens the WebSocket, sends `join` and waits for `joined` (or the `error` that refuses it), following the
+/// server's `redirect`s to the node that hosts the room.
 pub(crate) async fn join(
     ws_url: &str,
     token: &str,
@@ -57,6 +61,37 @@ pub(crate) async fn join(
     timeout: Duration,
 ) -> Result<(Ws, JoinedResponse), ClientError> {
     let handshake = async {
+        let mut url = ws_url.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            match join_once(&url, token, auto_subscribe).await? {
+                Handshake::Joined(joined) => return Ok(*joined),
+                Handshake::Redirect { url: next, node } => {
+                    debug!(%node, url = %next, "room lives on another node; following the redirect");
+                    url = next;
+                }
+            }
+        }
+        Err(ClientError::Protocol(format!(
+            "more than {MAX_REDIRECTS} redirects in a row"
+        )))
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| ClientError::Timeout("joined"))?
+}
+
+enum Handshake {
+    Joined(Box<(Ws, JoinedResponse)>),
+    Redirect { url: String, node: String },
+}
+
+/// One WebSocket and one `join`.
+async fn join_once(
+    ws_url: &str,
+    token: &str,
+    auto_subscribe: bool,
+) -> Result<Handshake, ClientError> {
+    {
         let (mut ws, _response) = tokio_tungstenite::connect_async(ws_url).await?;
         let join = ClientMessage::Join(JoinRequest {
             token: Some(token.to_owned()),
@@ -71,7 +106,13 @@ pub(crate) async fn join(
                 ));
             };
             match decode(frame?) {
-                Some(ServerMessage::Joined(joined)) => return Ok((ws, joined)),
+                Some(ServerMessage::Joined(joined)) => {
+                    return Ok(Handshake::Joined(Box::new((ws, joined))))
+                }
+                Some(ServerMessage::Redirect { url, node }) => {
+                    let _ = ws.close(None).await;
+                    return Ok(Handshake::Redirect { url, node });
+                }
                 Some(ServerMessage::Error(err)) => return Err(err.into()),
                 Some(ServerMessage::Left { reason }) => {
                     return Err(ClientError::Disconnected(format!("left: {reason}")))
@@ -84,10 +125,7 @@ pub(crate) async fn join(
                 None => continue,
             }
         }
-    };
-    tokio::time::timeout(timeout, handshake)
-        .await
-        .map_err(|_| ClientError::Timeout("joined"))?
+    }
 }
 
 /// Splits the socket and starts the writer task (with keepalive pings every `ping_interval`).
@@ -200,6 +238,9 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
             trace!(rtt_ms = unix_millis().saturating_sub(timestamp), "pong");
         }
         ServerMessage::Left { reason } => return Some(format!("left: {reason}")),
+        ServerMessage::Redirect { node, .. } => {
+            return Some(format!("redirected to node {node} after joining"))
+        }
         ServerMessage::Error(err) => {
             warn!(code = ?err.code, message = %err.message, fatal = err.fatal, "server error");
             d.publisher.on_server_error(&err);

@@ -51,6 +51,9 @@ pub enum ErrorCode {
     ChatNotAuthor,
     /// Too many chat messages (sends, edits, deletes) in a short time; try again later.
     ChatRateLimited,
+    /// No node can host the room now (every node is draining, or the cluster state cannot be reached); try
+    /// again in a few seconds.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -64,6 +67,7 @@ impl ErrorCode {
                 | ErrorCode::WrongRoom
                 | ErrorCode::ResumeFailed
                 | ErrorCode::RoomFull
+                | ErrorCode::Unavailable
         )
     }
 }

@@ -87,6 +87,12 @@ pub enum ServerMessage {
     },
     /// The answer to `getStats`.
     Stats(ParticipantStats),
+    /// In a cluster: the room lives on another node. Reconnect to `url` and send the same `join` (or resume)
+    /// there; this connection closes after this message.
+    Redirect {
+        url: String,
+        node: String,
+    },
     /// The server ended this participant's session; the connection closes after this message.
     Left {
         reason: String,

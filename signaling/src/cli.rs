@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand};
 use chorus_signaling::config::{Config, LogFormat, ServerArgs};
 use chorus_signaling::dev_keys::DevKeys;
 
+mod drain;
 mod token;
 
+use drain::{drain, DrainArgs};
 use token::{token, TokenArgs};
 
 /// How long open connections may delay exit after Ctrl-C.
@@ -41,6 +43,8 @@ enum Command {
     Serve(ServerArgs),
     /// Print an access token (JWT) for a room and identity, signed with the configured or dev API key
     Token(TokenArgs),
+    /// Tell a running node to take no new rooms (its calls go on); --wait until they have ended
+    Drain(DrainArgs),
 }
 
 /// Runs the command line and returns the process exit code: 0 on success, 1 on errors, 2 on usage errors.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Token(args)) => token(&args).map(|token| println!("{token}")),
+        Some(Command::Drain(args)) => drain(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +95,7 @@ async fn run(
     dev: Option<DevKeys>,
 ) -> anyhow::Result<()> {
     let keys = settings.keys.len();
+    let drain_timeout = settings.cluster.drain_timeout;
     let server = chorus_signaling::server::start(settings).await?;
     match &dev {
         Some(dev) => print!("{}", dev_banner(dev, server.http_addr)),
@@ -105,9 +111,23 @@ async fn run(
             // The HTTP server only ends by itself on a fatal error.
             return result.context("the HTTP server stopped");
         }
-        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C")?,
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("cannot listen for Ctrl-C")?;
+            tracing::info!("Ctrl-C received, shutting down (Ctrl-C again to quit at once)");
+        }
+        () = terminated() => {
+            if !drain_timeout.is_zero() {
+                tracing::info!(
+                    "SIGTERM received: draining (no new rooms) for up to {drain_timeout:?} while calls end"
+                );
+                tokio::select! {
+                    _ = chorus_signaling::node::drain(&server.state, drain_timeout) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            tracing::info!("shutting down");
+        }
     }
-    tracing::info!("Ctrl-C received, shutting down (Ctrl-C again to quit at once)");
     server.shutdown();
     tokio::select! {
         result = tokio::time::timeout(SHUTDOWN_GRACE, server.wait()) => match result {
@@ -119,6 +139,25 @@ async fn run(
         },
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// Resolves on SIGTERM (how Docker and Kubernetes stop a container); never elsewhere.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 /// Logging: `RUST_LOG` if set, else the configured filter; text or JSON lines.

@@ -107,6 +107,8 @@ pub struct Config {
     pub ice_tcp: bool,
     /// Embedded TURN server and external TURN servers (`[turn]`).
     pub turn: TurnConfig,
+    /// Cluster membership: the shared Redis, this node's id and URL (`[cluster]`).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -135,6 +137,7 @@ impl Default for Config {
             rtc_tcp_port: DEFAULT_RTC_TCP_PORT,
             ice_tcp: true,
             turn: TurnConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ impl Config {
         set(&mut self.rtc_tcp_port, &args.rtc_tcp_port);
         set(&mut self.ice_tcp, &args.ice_tcp);
         self.turn.apply_args(args);
+        self.cluster.apply_args(args);
     }
 
     /// Dev mode: no API keys configured anywhere.
@@ -335,6 +339,10 @@ impl Config {
         let webhooks = self.webhooks.clone().into_settings()?;
         let data = self.data.clone().into_limits()?;
         let turn = self.turn.clone().into_settings(rtc_bind, node_ip)?;
+        let cluster = self
+            .cluster
+            .clone()
+            .into_settings(dev_mode, node_ip, self.http_port)?;
 
         let (keys, dev_keys) = if dev_mode {
             let dev = dev_keys::load_or_create(&self.data_dir)?;
@@ -366,6 +374,7 @@ impl Config {
             webhooks,
             chat,
             turn,
+            cluster,
         };
         Ok((settings, dev_keys))
     }
@@ -373,11 +382,13 @@ impl Config {
 
 mod args;
 mod chat;
+mod cluster;
 mod data;
 mod turn;
 mod webhooks;
 
 pub use args::{ConfigArgs, ServerArgs};
+pub use cluster::ClusterConfig;
 pub use data::DataConfig;
 pub use turn::{url_host, ExternalTurnConfig, TurnConfig};
 pub use webhooks::WebhookConfig;

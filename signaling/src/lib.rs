@@ -5,9 +5,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod dev_keys;
 pub mod metrics;
+pub mod node;
 pub mod server;
 pub mod store;
 pub mod testing;

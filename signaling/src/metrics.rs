@@ -49,14 +49,14 @@ const CPU_SECONDS: &str = "process_cpu_seconds_total";
 
 /// User + system CPU time of this process, at clock-tick resolution.
 #[cfg(target_os = "linux")]
-fn process_cpu_seconds() -> Option<f64> {
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
     let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
     let ticks = procfs::ticks_per_second();
     (ticks > 0).then(|| (stat.utime + stat.stime) as f64 / ticks as f64)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn process_cpu_seconds() -> Option<f64> {
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
     None
 }
 

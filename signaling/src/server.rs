@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::assets;
 use crate::auth::{Grants, KeyStore, TokenRequest};
+use crate::cluster::{Cluster, NodeIdentity};
 use crate::room::{ChatSettings, NoObserver, Registry, RoomSettings};
 use crate::session::{self, RtcQuery};
 use crate::store::Store;
@@ -52,6 +53,8 @@ pub struct ServerSettings {
     pub chat: ChatSettings,
     /// Embedded TURN and external TURN servers.
     pub turn: crate::turn::TurnSettings,
+    /// Cluster membership (no Redis: this node on its own).
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 pub struct AppInner {
@@ -66,6 +69,8 @@ pub struct AppInner {
     pub webhook_counters: Arc<crate::webhooks::WebhookCounters>,
     /// The embedded TURN server, for `/metrics`.
     pub turn: Arc<crate::turn::RunningTurn>,
+    /// The cluster this node is part of (a cluster of one without Redis).
+    pub cluster: Arc<Cluster>,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -77,7 +82,11 @@ pub struct RunningServer {
     pub media_addrs: Vec<SocketAddr>,
     /// The embedded TURN server's listeners (and the ICE servers handed out).
     pub turn: Arc<crate::turn::RunningTurn>,
+    /// The app state (rooms, cluster), for draining and tests.
+    pub state: AppState,
     shutdown: watch::Sender<bool>,
+    /// The cluster heartbeat (withdraws the node on shutdown).
+    heartbeat: tokio::task::JoinHandle<()>,
     /// The HTTP server task; `None` once [`RunningServer::wait`] has seen it finish.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _sfu: Arc<chorus_sfu::Sfu>,
@@ -87,6 +96,13 @@ impl RunningServer {
     /// Ask the server to stop accepting connections and finish.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// For tests of node failure: stops as if the process had died. The heartbeat stops without withdrawing the
+    /// node or releasing its rooms (the cluster learns of it by the time to live), then the server shuts down.
+    pub fn crash(&self) {
+        self.heartbeat.abort();
+        self.shutdown();
     }
 
     /// Wait until the HTTP server has stopped (after [`RunningServer::shutdown`], or on its own after a fatal
@@ -105,7 +121,7 @@ impl RunningServer {
 /// Bind every socket, start the media workers and serve.
 pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
     crate::tls::install_crypto_provider();
-    let store = Store::open_sqlite(settings.data_dir.as_deref())
+    let store = open_store(&settings)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
@@ -141,6 +157,11 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         observer,
         store.chat.clone(),
     );
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let cluster = Arc::new(start_cluster(&settings.cluster, http_addr).await?);
     let state: AppState = Arc::new(AppInner {
         keys: settings.keys,
         registry,
@@ -151,12 +172,15 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         room_empty_timeout: settings.room_empty_timeout,
         webhook_counters,
         turn: Arc::clone(&turn),
+        cluster: Arc::clone(&cluster),
     });
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
-    let http_addr = listener.local_addr()?;
-    let app = router(state);
+    let heartbeat = crate::cluster::spawn_heartbeat(
+        cluster,
+        crate::node::NodeLoadReporter::new(Arc::clone(&state)),
+        shutdown_rx.clone(),
+    );
+    crate::node::spawn_event_listener(Arc::clone(&state), shutdown_rx.clone());
+    let app = router(Arc::clone(&state));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -169,10 +193,48 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         http_addr,
         media_addrs,
         turn,
+        state,
         shutdown,
+        heartbeat,
         task: Some(task),
         _sfu: sfu,
     })
+}
+
+/// SQLite in the data directory; in a cluster, identities, revocations and chat on the shared Redis instead (the
+/// webhook queue stays in SQLite: each node delivers the events it produced).
+async fn open_store(settings: &ServerSettings) -> Result<Store, crate::store::StoreError> {
+    let Some(url) = &settings.cluster.redis_url else {
+        return Store::open_sqlite(settings.data_dir.as_deref()).await;
+    };
+    let sqlite = match &settings.data_dir {
+        Some(dir) => crate::store::SqliteStore::open(&dir.join(crate::store::DB_FILE)).await?,
+        None => crate::store::SqliteStore::open_in_memory().await?,
+    };
+    Store::open_redis(url, sqlite).await
+}
+
+/// This node's cluster: on the Redis of `settings`, or on its own.
+async fn start_cluster(
+    settings: &crate::cluster::ClusterSettings,
+    http_addr: SocketAddr,
+) -> anyhow::Result<Cluster> {
+    let node = NodeIdentity {
+        id: settings.node_id.clone(),
+        url: settings
+            .node_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}")),
+        capacity: settings.capacity,
+    };
+    match &settings.redis_url {
+        None => Ok(Cluster::single(node)),
+        Some(url) => {
+            let cluster = Cluster::redis(node, url).await?;
+            tracing::info!(node = %cluster.node.id, url = %cluster.node.url, redis = %crate::cluster::redacted(url), "cluster node");
+            Ok(cluster)
+        }
+    }
 }
 
 fn router(state: AppState) -> Router {
@@ -192,7 +254,13 @@ fn router(state: AppState) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    Json(serde_json::json!({ "status": "ok", "rooms": state.registry.len() })).into_response()
+    Json(serde_json::json!({
+        "status": "ok",
+        "rooms": state.registry.len(),
+        "node": state.cluster.node.id,
+        "draining": state.cluster.is_draining(),
+    }))
+    .into_response()
 }
 
 async fn rtc(

@@ -1,5 +1,5 @@
 //! One WebSocket connection at `/rtc`: authenticate, join (or resume) a room, then relay frames between the
-//! client and its room. Everything that goes wrong here is scoped to this connection. Its log lines carry a
+//! client and its room (or, in a cluster, send it to the node its room lives on). Everything that goes wrong here is scoped to this connection. Its log lines carry a
 //! `session` span with the room and identity once joined (`--log-format json` prints them as fields).
 
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::cluster::Route;
 use crate::room::{Attached, Outbound, Registry, RoomHandle, RoomMsg};
 use crate::server::AppState;
 
@@ -117,7 +118,13 @@ async fn serve(socket: WebSocket, state: AppState, query: RtcQuery) {
                         tracing::debug!(participant = %j.attached.participant, "joined");
                         joined = Some(j);
                     }
-                    Err(e) => {
+                    Err(JoinFailure::Redirect { url, node }) => {
+                        tracing::debug!(%node, "room lives on another node; redirecting");
+                        let _ =
+                            out_tx.send(Outbound::Message(ServerMessage::Redirect { url, node }));
+                        let _ = out_tx.send(Outbound::Close);
+                    }
+                    Err(JoinFailure::Refused(e)) => {
                         let fatal = e.fatal;
                         let _ = out_tx.send(Outbound::Message(ServerMessage::Error(e)));
                         if fatal {
@@ -161,13 +168,75 @@ fn send_error(out: &mpsc::UnboundedSender<Outbound>, code: ErrorCode, message: &
     ))));
 }
 
+/// Why a `join` did not join here.
+enum JoinFailure {
+    Refused(ErrorMessage),
+    /// The room lives on another node of the cluster.
+    Redirect {
+        url: String,
+        node: String,
+    },
+}
+
+impl From<ErrorMessage> for JoinFailure {
+    fn from(e: ErrorMessage) -> Self {
+        JoinFailure::Refused(e)
+    }
+}
+
+/// The WebSocket URL of `/rtc` on the node at `node_url` (`http(s)://host[:port][/prefix]`), with this
+/// connection's query parameters.
+fn redirect_url(node_url: &str, query: &RtcQuery) -> Option<String> {
+    let mut url = url::Url::parse(node_url).ok()?;
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    url.set_scheme(scheme).ok()?;
+    let path = format!("{}/rtc", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    {
+        let mut pairs = url.query_pairs_mut();
+        if let Some(t) = &query.access_token {
+            pairs.append_pair("access_token", t);
+        }
+        if let Some(r) = &query.room {
+            pairs.append_pair("room", r);
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    Some(url.to_string())
+}
+
+/// Joins here when the room lives on this node (placing it if no node hosts it); otherwise says where it lives.
+async fn route(state: &AppState, query: &RtcQuery, room: &str) -> Result<(), JoinFailure> {
+    let here = state.registry.get(room).is_some();
+    match state.cluster.route(room, here).await {
+        Ok(Route::Local) => Ok(()),
+        Ok(Route::Remote(node)) => match redirect_url(&node.url, query) {
+            Some(url) => Err(JoinFailure::Redirect { url, node: node.id }),
+            None => Err(JoinFailure::Refused(ErrorMessage::new(
+                ErrorCode::Internal,
+                format!("node {} has an unusable URL", node.id),
+            ))),
+        },
+        Err(e) => {
+            tracing::warn!(room, error = %e, "cannot place the room");
+            Err(JoinFailure::Refused(ErrorMessage::new(
+                ErrorCode::Unavailable,
+                format!("no node can host the room now ({e}); try again shortly"),
+            )))
+        }
+    }
+}
+
 async fn join(
     registry: &Registry,
     state: &AppState,
     query: &RtcQuery,
     req: JoinRequest,
     session: mpsc::UnboundedSender<Outbound>,
-) -> Result<Joined, ErrorMessage> {
+) -> Result<Joined, JoinFailure> {
     let token_str = req
         .token
         .as_deref()
@@ -192,6 +261,7 @@ async fn join(
     tracing::Span::current()
         .record("room", room_name.as_str())
         .record("identity", token.identity.as_str());
+    route(state, query, &room_name).await?;
     let (room, attached) = match req.resume {
         Some(resume) => {
             registry
@@ -225,4 +295,26 @@ async fn join(
         }
     };
     Ok(Joined { room, attached })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_urls_keep_the_query_and_the_path_prefix() {
+        let q = RtcQuery {
+            access_token: Some("a b".into()),
+            room: Some("r".into()),
+        };
+        assert_eq!(
+            redirect_url("http://10.0.0.2:7880", &q).as_deref(),
+            Some("ws://10.0.0.2:7880/rtc?access_token=a+b&room=r")
+        );
+        assert_eq!(
+            redirect_url("https://sfu.example.com/chorus/", &RtcQuery::default()).as_deref(),
+            Some("wss://sfu.example.com/chorus/rtc")
+        );
+        assert_eq!(redirect_url("not a url", &q), None);
+    }
 }

@@ -12,6 +12,9 @@
 import { ChorusError } from './errors.js';
 import { describe } from './log.js';
 
+/** Redirects (cluster: the room lives on another node) followed in a row before giving up. */
+const MAX_REDIRECTS = 3;
+
 /**
  * @typedef {object} SignalingHooks
  * @property {() => string} state the room's state (`connected` lets messages out)
@@ -110,10 +113,11 @@ export class Signaling {
   }
 
   /**
-   * Opens a WebSocket, sends `join` and waits for `expectType` (`joined`/`resumed`). Messages after it
-   * go to the normal handler. Rejects on a server `error`, a close, or the timeout.
+   * Opens a WebSocket, sends `join` and waits for `expectType` (`joined`/`resumed`), following the
+   * server's `redirect`s (cluster: the room lives on another node). Messages after it go to the normal
+   * handler. Rejects on a server `error`, a close, or the timeout.
    */
-  _openAndJoin(join, expectType, timeoutMs) {
+  _openAndJoin(join, expectType, timeoutMs, redirects = 0) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -154,6 +158,25 @@ export class Signaling {
         if (msg.type === 'error') {
           if (msg.fatal) fail(new ChorusError(msg.code, msg.message, true));
           else this._hooks.reportError(new ChorusError(msg.code, msg.message));
+          return;
+        }
+        if (msg.type === 'redirect') {
+          // Cluster: the room lives on another node. Later resumes go there too.
+          settled = true;
+          clearTimeout(timer);
+          ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+          try {
+            ws.close();
+          } catch (_) {
+            /* already closed */
+          }
+          if (redirects >= MAX_REDIRECTS) {
+            reject(new ChorusError('connection_failed', `more than ${MAX_REDIRECTS} redirects in a row`));
+            return;
+          }
+          this._hooks.log('info', `room lives on node ${msg.node}: following the redirect`);
+          this._wsUrl = msg.url;
+          this._openAndJoin(join, expectType, timeoutMs, redirects + 1).then(resolve, reject);
           return;
         }
         if (msg.type !== expectType) {

@@ -35,6 +35,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
+    /// The cluster state (Redis) cannot be read or the room's node cannot be reached.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl ApiError {
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,6 +75,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Store(_) => "internal",
+            ApiError::Cluster(_) => "unavailable",
         }
     }
 }

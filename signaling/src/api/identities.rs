@@ -204,7 +204,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     admin.require(AdminGrant::IdentityAdmin, None)?;
     existing(&state, &id).await?;
-    revocation::revoke(&state.store, &state.registry, &id).await?;
+    revocation::revoke(&state.store, &state.registry, &state.cluster, &id).await?;
     state.store.identities.delete_identity(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -216,7 +216,8 @@ pub async fn revoke(
 ) -> ApiResult<Json<Revoked>> {
     admin.require(AdminGrant::IdentityAdmin, None)?;
     existing(&state, &id).await?;
-    let (revoked_at, disconnected) = revocation::revoke(&state.store, &state.registry, &id).await?;
+    let (revoked_at, disconnected) =
+        revocation::revoke(&state.store, &state.registry, &state.cluster, &id).await?;
     Ok(Json(Revoked {
         identity: id,
         revoked_at,

@@ -1,4 +1,4 @@
-//! The server API under `/v1`: identities, rooms and participants, and the OpenAPI document. Every call carries
+//! The server API under `/v1`: identities, rooms and participants, the node (drain), and the OpenAPI document. Every call carries
 //! `Authorization: Bearer <JWT>` signed with an API key and holding admin grants (`auth::AdminGrant`); errors are
 //! JSON `{code, message, field?}` (`error.rs`).
 //!
@@ -15,6 +15,7 @@ use crate::server::AppState;
 mod error;
 mod extract;
 mod identities;
+mod node;
 mod openapi;
 pub mod revocation;
 mod room_data;
@@ -101,6 +102,8 @@ pub fn routes() -> Vec<ApiRoute> {
             get(rooms::chat_history),
         ),
         route(Method::POST, "/v1/rooms/{room}/data", post(room_data::send)),
+        route(Method::GET, "/v1/node", get(node::get)),
+        route(Method::POST, "/v1/node/drain", post(node::drain)),
     ]
 }
 

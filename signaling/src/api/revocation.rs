@@ -1,10 +1,11 @@
 //! Revoking an identity's tokens: record the time in the store (so new joins are refused, also after a restart)
-//! and disconnect its live participants in every room. `check_not_revoked` is the join-time check the WebSocket
+//! and disconnect its live participants in every room, on every node (the cluster bus). `check_not_revoked` is the join-time check the WebSocket
 //! session calls.
 
 use chorus_protocol::{ErrorCode, ErrorMessage};
 
 use crate::auth::{now_unix_secs, VerifiedToken};
+use crate::cluster::{Cluster, ClusterEvent};
 use crate::room::{AdminMsg, Registry};
 use crate::store::{Store, StoreError};
 
@@ -36,16 +37,33 @@ pub async fn check_not_revoked(store: &Store, token: &VerifiedToken) -> Result<(
     Ok(())
 }
 
-/// Revokes every token of `identity` issued up to now and disconnects its participants. Returns the revocation
-/// time and how many participants were disconnected.
+/// Revokes every token of `identity` issued up to now and disconnects its participants: here at once, on other
+/// nodes of a cluster when they hear of it on the bus. Returns the revocation time and how many participants this
+/// node disconnected.
 pub async fn revoke(
     store: &Store,
     registry: &Registry,
+    cluster: &Cluster,
     identity: &str,
 ) -> Result<(u64, usize), StoreError> {
     let previous = store.revocations.revoked_at(identity).await?;
     let at = revocation_time(now_unix_secs(), previous);
     store.revocations.revoke(identity, at).await?;
+    let disconnected = disconnect_revoked(registry, identity, at).await;
+    let event = ClusterEvent::Revoked {
+        identity: identity.to_string(),
+        at,
+    };
+    if let Err(e) = cluster.bus.publish(&event).await {
+        // The revocation is stored: other nodes refuse new joins; only their live sessions stay until they hear.
+        tracing::warn!(identity, error = %e, "cannot tell other nodes about a revocation");
+    }
+    Ok((at, disconnected))
+}
+
+/// Disconnects the participants of `identity` on this node whose tokens were issued at or before `at`; returns
+/// how many.
+pub async fn disconnect_revoked(registry: &Registry, identity: &str, at: u64) -> usize {
     let mut disconnected = 0;
     for (name, _) in registry.rooms() {
         let identity = identity.to_string();
@@ -65,7 +83,7 @@ pub async fn revoke(
             "revoked tokens; participants disconnected"
         );
     }
-    Ok((at, disconnected))
+    disconnected
 }
 
 /// The time to record for a revocation at `now`: also after every token issued since the previous revocation

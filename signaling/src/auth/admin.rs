@@ -31,6 +31,8 @@ pub enum AdminGrant {
     RoomAdmin,
     /// `identityAdmin`: identities, their tokens and revocations.
     IdentityAdmin,
+    /// `nodeAdmin`: the node's state and draining it.
+    NodeAdmin,
 }
 
 impl AdminGrant {
@@ -41,6 +43,7 @@ impl AdminGrant {
             AdminGrant::RoomList => "roomList",
             AdminGrant::RoomAdmin => "roomAdmin",
             AdminGrant::IdentityAdmin => "identityAdmin",
+            AdminGrant::NodeAdmin => "nodeAdmin",
         }
     }
 }
@@ -65,6 +68,7 @@ impl AdminToken {
             AdminGrant::RoomList => self.grants.room_list,
             AdminGrant::RoomAdmin => self.grants.room_admin,
             AdminGrant::IdentityAdmin => self.grants.identity_admin,
+            AdminGrant::NodeAdmin => self.grants.node_admin,
         };
         let room_ok = match (&self.room, room) {
             (None, _) => true,
@@ -162,6 +166,7 @@ impl KeyStore {
             room_create: true,
             room_list: true,
             identity_admin: true,
+            node_admin: true,
         };
         let claims = AdminClaims {
             iss: &key.key,

@@ -43,6 +43,9 @@ pub struct Grants {
     /// Server API: `/v1/identities` (create, issue tokens, revoke, delete).
     #[serde(skip_serializing_if = "is_false")]
     pub identity_admin: bool,
+    /// Server API: `/v1/node` (this node's state, draining it).
+    #[serde(skip_serializing_if = "is_false")]
+    pub node_admin: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -61,6 +64,7 @@ impl Default for Grants {
             room_create: false,
             room_list: false,
             identity_admin: false,
+            node_admin: false,
         }
     }
 }

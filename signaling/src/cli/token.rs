@@ -97,6 +97,19 @@ pub(super) fn token(args: &TokenArgs) -> anyhow::Result<String> {
     Ok(keys.issue(&req)?)
 }
 
+/// A server-API token with every admin grant, valid for an hour, signed like `chorus token --admin`.
+pub(super) fn admin_token(config: &ConfigArgs) -> anyhow::Result<String> {
+    token(&TokenArgs {
+        room: None,
+        identity: None,
+        admin: true,
+        name: None,
+        ttl: Duration::from_secs(3600),
+        grants: Vec::new(),
+        config: config.clone(),
+    })
+}
+
 fn no_keys_error(data_dir: &Path) -> anyhow::Error {
     anyhow!(
         "no API key configured and no dev keys in {}; start `chorus` once in dev mode or pass --api-key/--api-secret",
@@ -106,7 +119,7 @@ fn no_keys_error(data_dir: &Path) -> anyhow::Error {
 
 /// Parses a token lifetime: one or more `<number><unit>` with unit `s`, `m`, `h` or `d` (`90s`, `1h30m`), 1 s to
 /// 30 days.
-fn parse_ttl(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_ttl(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration `{text}`: use e.g. 30s, 10m, 1h, 2d or 1h30m");
     let mut rest = text.trim();
     if rest.is_empty() {

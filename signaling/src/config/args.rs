@@ -157,4 +157,24 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub turn_external_secret: Option<String>,
+    /// Redis shared by the nodes of a cluster, e.g. redis://redis:6379/0 [default: none, this node on its own]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CHORUS_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// This node's id, unique in the cluster (e.g. the pod name) [default: random per start]
+    #[arg(long, value_name = "ID", env = "CHORUS_NODE_ID")]
+    pub node_id: Option<String>,
+    /// URL clients and other nodes use to reach this node's HTTP/WebSocket [default: http://<node-ip>:<http-port>]
+    #[arg(long, value_name = "URL", env = "CHORUS_NODE_URL")]
+    pub node_url: Option<String>,
+    /// Participants this node is meant to host; placement prefers less loaded nodes [default: 500]
+    #[arg(long, value_name = "N", env = "CHORUS_NODE_CAPACITY")]
+    pub node_capacity: Option<u32>,
+    /// After SIGTERM, seconds the node keeps serving its calls (no new rooms) before exiting [default: 0]
+    #[arg(long, value_name = "SECS", env = "CHORUS_DRAIN_TIMEOUT_SECS")]
+    pub drain_timeout_secs: Option<u64>,
 }

@@ -368,3 +368,57 @@ fn turn_section_is_validated() {
     let ext = Config::from_toml_str("[[turn.external]]\nurls = [\"http://x\"]").expect("parses");
     assert!(ext.turn.into_settings(ip, ip).is_err());
 }
+
+#[test]
+fn cluster_section_and_flags() {
+    let _env = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = keyed(
+        Config::from_toml_str("node_ip = \"10.0.0.5\"\n[cluster]\nnode_capacity = 50\n")
+            .expect("toml"),
+    );
+    config.apply_server_args(&parse(&[
+        "--redis-url",
+        "redis://:pw@redis:6379/0",
+        "--node-id",
+        "chorus-0",
+        "--drain-timeout-secs",
+        "600",
+    ]));
+    let (settings, _) = config.clone().into_settings().expect("valid");
+    let c = settings.cluster;
+    assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@redis:6379/0"));
+    assert_eq!(c.node_id, "chorus-0");
+    assert_eq!(
+        c.node_url.as_deref(),
+        Some("http://10.0.0.5:7880"),
+        "default URL"
+    );
+    assert_eq!(c.capacity, 50);
+    assert_eq!(c.drain_timeout, Duration::from_secs(600));
+
+    let bad = |tweak: &dyn Fn(&mut Config)| {
+        let mut c = config.clone();
+        tweak(&mut c);
+        c.into_settings()
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = bad(&|c| c.cluster.redis_url = Some("http://user:secretpw@x".into()));
+    assert!(e.contains("redis://"), "{e}");
+    assert!(
+        !e.contains("pw"),
+        "the URL's password stays out of messages: {e}"
+    );
+    assert!(bad(&|c| c.cluster.node_id = Some("a b".into())).contains("node_id"));
+    assert!(bad(&|c| c.cluster.node_url = Some("ftp://x".into())).contains("node_url"));
+    assert!(bad(&|c| c.cluster.node_capacity = 0).contains("node_capacity"));
+    let e = bad(&|c| {
+        c.keys.clear();
+        c.node_ip = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    });
+    assert!(
+        e.contains("redis_url"),
+        "dev mode cannot join a cluster: {e}"
+    );
+}

@@ -63,6 +63,7 @@ impl TestServer {
             webhooks: Default::default(),
             chat: Default::default(),
             turn: crate::turn::TurnSettings::disabled(),
+            cluster: Default::default(),
         };
         tweak(&mut settings);
         let keys = KeyStore::new(vec![key.clone()])?;
