@@ -19,5 +19,6 @@ pub mod webhooks;
 
 mod assets;
 mod ids;
+mod redis_conn;
 mod room;
 mod session;

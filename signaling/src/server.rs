@@ -231,7 +231,7 @@ async fn start_cluster(
         None => Ok(Cluster::single(node)),
         Some(url) => {
             let cluster = Cluster::redis(node, url).await?;
-            tracing::info!(node = %cluster.node.id, url = %cluster.node.url, redis = %crate::cluster::redacted(url), "cluster node");
+            tracing::info!(node = %cluster.node.id, url = %cluster.node.url, redis = %crate::redis_conn::redact(url), "cluster node");
             Ok(cluster)
         }
     }

@@ -131,8 +131,9 @@ export class Signaling {
         () => fail(new ChorusError('timeout', `no ${expectType} within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      const fail = (err) => {
-        if (settled) return;
+      /** Stops waiting and drops this socket; false if already settled. */
+      const abandon = () => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
         ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
@@ -141,7 +142,10 @@ export class Signaling {
         } catch (_) {
           /* already closed */
         }
-        reject(err);
+        return true;
+      };
+      const fail = (err) => {
+        if (abandon()) reject(err);
       };
       ws.onopen = () => this._rawSend(ws, join);
       ws.onerror = () => {}; // a close event always follows with the details we have
@@ -162,14 +166,7 @@ export class Signaling {
         }
         if (msg.type === 'redirect') {
           // Cluster: the room lives on another node. Later resumes go there too.
-          settled = true;
-          clearTimeout(timer);
-          ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-          try {
-            ws.close();
-          } catch (_) {
-            /* already closed */
-          }
+          abandon();
           if (redirects >= MAX_REDIRECTS) {
             reject(new ChorusError('connection_failed', `more than ${MAX_REDIRECTS} redirects in a row`));
             return;

@@ -22,7 +22,7 @@ mod redis;
 pub use heartbeat::{spawn_heartbeat, LoadSource};
 pub use local::{LocalBus, LocalDirectory, LocalRegistry};
 pub use placement::{LeastLoaded, NodeSelector};
-pub use redis::{redacted, RedisCluster};
+pub use redis::RedisCluster;
 
 /// How often a node re-announces itself and renews its rooms.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);

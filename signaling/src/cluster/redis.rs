@@ -18,8 +18,6 @@ use super::{
 
 /// Key prefix of everything Chorus keeps in Redis.
 pub const PREFIX: &str = "chorus:";
-/// How long connecting may take before start-up fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sets the room's owner if it has none or has the expected one; returns the owner afterwards.
 const CLAIM: &str = r"
@@ -54,19 +52,6 @@ fn redis_err(e: redis::RedisError) -> ClusterError {
     ClusterError::Redis(e.to_string())
 }
 
-/// `url` without its password, for messages.
-pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable Redis URL>".into(),
-    }
-}
-
 /// The registry, directory and bus on one Redis.
 pub struct RedisCluster {
     conn: ConnectionManager,
@@ -95,20 +80,15 @@ impl RedisCluster {
         url: &str,
         prefix: &str,
     ) -> Result<RedisCluster, ClusterError> {
-        let fail = |e: &dyn std::fmt::Display| {
-            ClusterError::Redis(format!("cannot connect to {}: {e}", redacted(url)))
-        };
-        let client = redis::Client::open(url).map_err(|e| fail(&e))?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client.clone()))
+        let (client, conn) = crate::redis_conn::connect(url)
             .await
-            .map_err(|_| fail(&"timed out"))?
-            .map_err(|e| fail(&e))?;
+            .map_err(ClusterError::Redis)?;
         let (events, _) = broadcast::channel(256);
         let channel = format!("{prefix}bus");
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let subscriber = tokio::spawn(subscribe(client, channel, events.clone(), ready_tx));
         // Events published after `connect` returns must reach this node: wait for the first subscription.
-        let _ = tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await;
+        let _ = tokio::time::timeout(crate::redis_conn::TIMEOUT, ready_rx).await;
         Ok(RedisCluster {
             conn,
             prefix: prefix.to_string(),

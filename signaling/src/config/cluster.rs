@@ -74,7 +74,7 @@ impl ClusterConfig {
             ensure!(
                 url.starts_with("redis://") || url.starts_with("rediss://"),
                 "redis_url must start with redis:// or rediss://, not {}",
-                crate::cluster::redacted(url)
+                crate::redis_conn::redact(url)
             );
             ensure!(
                 !dev_mode,

@@ -15,9 +15,7 @@
 //!
 //! User-chosen names (room) only ever end a key name, and ids are hash fields, so no two rooms share a key.
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::StoreError;
 
@@ -26,9 +24,6 @@ mod identities;
 
 /// The key prefix of a production cluster.
 pub const DEFAULT_PREFIX: &str = "chorus:";
-
-/// How long connecting (and each later command) may take before it fails.
-const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection to the shared Redis; cheap to clone (the connection is multiplexed).
 #[derive(Clone)]
@@ -51,46 +46,12 @@ impl RedisStore {
         Self::connect_with_prefix(url, DEFAULT_PREFIX).await
     }
 
-    /// Connects to `url` and names every key `<prefix>…`. Fails within about 5 s if Redis does not answer.
+    /// Connects to `url` and names every key `<prefix>…`. Fails within about 5 s if Redis does not answer (see
+    /// [`crate::redis_conn::connect`]).
     pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let shown = redact(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Redis(format!("invalid URL {shown}: {}", scrub(url, &e))))?;
-        // After a lost connection, the next command reconnects: up to 3 more attempts, at most about 1 s apart, so
-        // a restarting Redis is ridden out and a gone one fails commands within seconds. Connecting and each
-        // answer may take up to TIMEOUT.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT)
-            .set_factor(2)
-            .set_max_delay(1000)
-            .set_number_of_retries(3);
-        let connect = async {
-            // One plain attempt first, so that a refused or wrong connection fails at once, not after the retries.
-            let probe_config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(TIMEOUT)
-                .set_response_timeout(TIMEOUT);
-            let mut probe = client
-                .get_multiplexed_async_connection_with_config(&probe_config)
-                .await?;
-            redis::cmd("PING").query_async::<String>(&mut probe).await?;
-            ConnectionManager::new_with_config(client, config).await
-        };
-        let conn = match tokio::time::timeout(TIMEOUT, connect).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(StoreError::Redis(format!(
-                    "cannot connect to {shown}: {}",
-                    scrub(url, &e)
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Redis(format!(
-                    "no answer from {shown} within {} s",
-                    TIMEOUT.as_secs()
-                )))
-            }
-        };
+        let (_, conn) = crate::redis_conn::connect(url)
+            .await
+            .map_err(StoreError::Redis)?;
         Ok(RedisStore {
             conn,
             keys: Keys {
@@ -148,47 +109,9 @@ fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Redis(format!("cannot encode a record: {e}")))
 }
 
-/// `url` with its password replaced, fit for logs and errors.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "(an unparsable URL)".to_owned(),
-    }
-}
-
-/// `e` as text, without the password of `url` should the error quote it.
-fn scrub(url: &str, e: &redis::RedisError) -> String {
-    let text = e.to_string();
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_owned))
-    {
-        Some(password) if !password.is_empty() => text.replace(&password, "***"),
-        _ => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_shown_without_their_password() {
-        assert_eq!(
-            redact("redis://user:s3cret@example.com:6379/0"),
-            "redis://user:***@example.com:6379/0"
-        );
-        assert_eq!(
-            redact("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert_eq!(redact("not a url s3cret"), "(an unparsable URL)");
-    }
 
     #[test]
     fn room_names_end_their_keys() {
