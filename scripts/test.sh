@@ -128,6 +128,7 @@ npm_ci() {
 
 browser_tests() {
   step "5/5 browser end-to-end tests (headless Chromium), then the deploy/ files check"
+  need_redis # tests/browser/cluster.test.mjs runs two nodes on a redis-server
   npm_ci browser
   CHORUS_BIN="$ROOT/target/ci/chorus" node --test --test-concurrency=1 "$ROOT/tests/browser"/*.test.mjs
   # Docker cannot run in CI: deploy/ (Dockerfile, compose, Kubernetes) is parsed and checked against the

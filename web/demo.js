@@ -202,8 +202,8 @@ room.on('reconnecting', () => {
   logEvent('reconnecting');
   setStatus('reconnecting', 'reconnecting…');
 });
-room.on('reconnected', () => {
-  logEvent('reconnected');
+room.on('reconnected', ({ rejoined } = {}) => {
+  logEvent('reconnected', { rejoined: !!rejoined });
   setStatus('connected', `connected as ${identity}`);
 });
 room.on('disconnected', ({ reason }) => {

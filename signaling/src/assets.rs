@@ -27,6 +27,7 @@ const SDK_MODULES: &[(&str, &str)] = &[
     ("peer.js", include_str!("../../web/sdk/peer.js")),
     ("publisher.js", include_str!("../../web/sdk/publisher.js")),
     ("quality.js", include_str!("../../web/sdk/quality.js")),
+    ("rejoin.js", include_str!("../../web/sdk/rejoin.js")),
     ("room.js", include_str!("../../web/sdk/room.js")),
     ("roster.js", include_str!("../../web/sdk/roster.js")),
     ("signaling.js", include_str!("../../web/sdk/signaling.js")),

@@ -109,9 +109,11 @@ export async function waitFor(fn, { timeoutMs = 30000, intervalMs = 500, what = 
  * readiness is read from the server log, since this process may not reach the server's loopback.
  */
 export class ChorusServer {
-  constructor({ extraArgs = [], wrap = [] } = {}) {
+  /** `env`: extra environment variables for the server (e.g. `CHORUS_API_SECRET`). */
+  constructor({ extraArgs = [], wrap = [], env = {} } = {}) {
     this.extraArgs = extraArgs;
     this.wrap = wrap;
+    this.env = env;
     this.log = new LineBuffer();
     this.proc = null;
     this.exited = null;
@@ -147,7 +149,13 @@ export class ChorusServer {
       ...(process.env.CHORUS_ARGS ? process.env.CHORUS_ARGS.split(' ').filter(Boolean) : []),
     ];
     this.command = `${bin} ${args.join(' ')}`;
-    const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', RUST_BACKTRACE: '1', NO_COLOR: '1' };
+    const env = {
+      ...process.env,
+      ...this.env,
+      RUST_LOG: process.env.RUST_LOG || 'info',
+      RUST_BACKTRACE: '1',
+      NO_COLOR: '1',
+    };
     const [cmd, ...cmdArgs] = [...this.wrap, bin, ...args];
     if (this.wrap.length) this.command = `${this.wrap.join(' ')} ${this.command}`;
     this.proc = spawn(cmd, cmdArgs, { cwd: this.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -191,6 +199,13 @@ export class ChorusServer {
       signal: AbortSignal.timeout(5000),
     });
     return { status: res.status, body: await res.json() };
+  }
+
+  /** SIGKILL, as a crash would: no drain, no goodbye to the cluster. */
+  async kill() {
+    if (!this.proc || this.exitStatus) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
   }
 
   async stop() {

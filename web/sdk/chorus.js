@@ -53,7 +53,11 @@
  *   a Uint8Array; `from` is the sender's identity (`null` when the server sent it)
  * - `dataOpen()` — both data channels are open and confirmed by the server (`room.isDataOpen` turns true);
  *   from then on everything others send reaches this room
- * - `reconnecting()`, `reconnected()` — the WebSocket dropped and was resumed
+ * - `reconnecting()`, `reconnected({rejoined})` — the WebSocket dropped; then the session was resumed
+ *   (`rejoined: false`), or, when it could not be (its node failed, or the resume window passed), the room
+ *   joined again as a new session (`rejoined: true`: new sids for `localParticipant` and local tracks, every
+ *   local track published again, remote participants that rejoined too come back under new sids). After
+ *   `rejoinWindowMs` without success: `disconnected({reason: 'rejoin_failed'})`
  * - `disconnected({reason})` — final; `error(error)` — non-fatal problems, for logging
  *
  * Objects

@@ -124,6 +124,25 @@ export class Publisher {
     return track;
   }
 
+  /**
+   * After a rejoin (a new session, new connection `pc`): sends every local track again on a new transceiver,
+   * same LocalTrack objects, mute state kept; the server assigns new sids (`localTrackPublished` again).
+   * Resolves once the server has answered.
+   */
+  republish() {
+    for (const track of this._room.localTracks) {
+      const init = { direction: 'sendonly' };
+      if (track.layers.length) {
+        init.sendEncodings = SIMULCAST_ENCODINGS.filter((e) => track.layers.includes(e.rid)).map((e) => ({ ...e }));
+      }
+      track.transceiver = this.pc.addTransceiver(track.mediaStreamTrack, init);
+      track.sid = null;
+      track.enabled = true;
+      track.activeLayers = track.layers.slice();
+    }
+    return this.renegotiate();
+  }
+
   /** Stops sending `track`'s transceiver (the next offer then leaves it out). */
   async stopSending(track) {
     try {

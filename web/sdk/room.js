@@ -1,7 +1,8 @@
 /**
  * Chorus SDK — `Room`, the public facade: one connection to one room. It owns the room's state
  * (`state`, `roomInfo`, `localParticipant`, `participants`, `localTracks`), the lifecycle (connect, resume,
- * leave, teardown), routing each server message to the part that handles it, and the public API.
+ * rejoin (`rejoin.js`), leave, teardown), routing each server message to the part that handles it, and the
+ * public API.
  *
  * The work is done by its parts: `signaling.js` (the WebSocket), `publisher.js` and `subscriber.js` (the two
  * peer connections), `data.js` (data channels), `roster.js` (remote participants), `stats.js`. The API reference is in `chorus.js`.
@@ -17,6 +18,7 @@ import { selectedPath } from './path.js';
 import { createPeerConnection } from './peer.js';
 import { Publisher } from './publisher.js';
 import { QualityControl } from './quality.js';
+import { rejoin } from './rejoin.js';
 import { Roster } from './roster.js';
 import { localStats, remoteStats } from './stats.js';
 import { Signaling } from './signaling.js';
@@ -26,12 +28,15 @@ import { Subscriber } from './subscriber.js';
 export class Room extends Emitter {
   /**
    * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function},
-   *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean, iceTransportPolicy?: 'all'|'relay'}}
+   *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean, iceTransportPolicy?: 'all'|'relay',
+   *   rejoinWindowMs?: number}}
    *   [options]
    *   `debug` logs every signaling message (SDP abbreviated). `defaultQuality` is the receive quality of
    *   remote video unless `setTrackQuality` says otherwise; `adaptiveStream` lets the server send no bigger
    *   layer than the elements a track is attached to show. `iceTransportPolicy: 'relay'` connects through TURN
    *   only (see `docs/connectivity.md`); by default the browser tries UDP, ICE-TCP and TURN together.
+   *   `rejoinWindowMs` (default 30000): when a lost session cannot be resumed (its node failed, or the
+   *   resume window passed), how long to keep trying to join again as a new session, republishing.
    */
   constructor(options = {}) {
     super();
@@ -44,6 +49,8 @@ export class Room extends Emitter {
     this.participants = new Map();
     this.localTracks = []; // every LocalTrack, including those still waiting for a sid
     this.iceTransportPolicy = options.iceTransportPolicy === 'relay' ? 'relay' : 'all';
+    /** How long to keep trying to join again when the session cannot be resumed (its node failed). */
+    this.rejoinWindowMs = options.rejoinWindowMs > 0 ? options.rejoinWindowMs : 30000;
     /** How each peer connection reaches the server: {publisher, subscriber} of `selectedPath()` results. */
     this.connectionPath = { publisher: null, subscriber: null };
     this._signaling = new Signaling({
@@ -116,6 +123,15 @@ export class Room extends Emitter {
     this._applySessionInfo(msg);
     this.localParticipant = new LocalParticipant(msg.participant);
     for (const info of msg.participants || []) this._roster.add(info);
+    this._startSession(msg);
+    this._publisher.renegotiate().catch((err) => this._reportError(err));
+  }
+
+  /**
+   * From `joined` (first join or rejoin): new peer connections and data channels, then `connected`. The
+   * caller makes the first publisher offer.
+   */
+  _startSession(msg) {
     const iceServers = (msg.iceServers || []).map((s) => ({
       urls: s.urls,
       username: s.username,
@@ -129,7 +145,6 @@ export class Room extends Emitter {
     // The data channels go in the first publisher offer, so even a participant that publishes nothing
     // connects its publisher connection and can exchange data.
     this._data.start(this._publisher.pc);
-    this._publisher.renegotiate().catch((err) => this._reportError(err));
   }
 
   _applySessionInfo(msg) {
@@ -180,16 +195,19 @@ export class Room extends Emitter {
     this._signaling.holdCandidates('publisher');
     this._signaling.holdCandidates('subscriber');
     this.emit('reconnecting');
-    let resumed;
+    let resumed = null;
     try {
       resumed = await this._signaling.resume(this.localParticipant.sid, () => this.state === 'reconnecting');
     } catch (err) {
       this._log('warn', `resume refused: ${err.code} ${err.message}`);
-      this._finish(err.code);
-      return;
+      if (err.code !== 'resume_failed') {
+        this._finish(err.code);
+        return;
+      }
     }
     if (resumed) this._onResumed(resumed);
-    else if (this.state === 'reconnecting') this._finish('resume_timeout');
+    // The session is gone (its node failed, or the resume window passed): join again as a new one.
+    else if (this.state === 'reconnecting') await rejoin(this, this.rejoinWindowMs);
   }
 
   _onResumed(msg) {
@@ -207,7 +225,7 @@ export class Room extends Emitter {
     // The answer to an offer in flight may have been lost with the old socket: offer afresh.
     if (this._publisher.offerInFlight) this._publisher.restartOffer();
     this._subscriber.reconcile();
-    this.emit('reconnected');
+    this.emit('reconnected', { rejoined: false });
   }
 
   /** Leaves the room: sends `leave`, waits up to a second for `left`, closes everything. */

@@ -1,8 +1,8 @@
 /**
  * Chorus SDK — the signaling WebSocket (`docs/protocol.md`): opening it and sending `join`, parsing what
  * arrives, sending (with an outbox for messages and per-connection queues for ICE candidates while they
- * cannot go out yet), the `ping` keepalive, and the resume loop (`join {resume}` until `resumed` or the
- * resume window runs out).
+ * cannot go out yet), the `ping` keepalive, the resume loop (`join {resume}` until `resumed` or the
+ * resume window runs out) and the rejoin loop (a fresh `join` when the session cannot be resumed).
  *
  * It owns the socket and the session values the server hands out (`resumeToken`, `resumeWindowSecs`,
  * `pingIntervalSecs`). It does not interpret messages or change the room's state: the Room passes hooks
@@ -14,6 +14,11 @@ import { describe } from './log.js';
 
 /** Redirects (cluster: the room lives on another node) followed in a row before giving up. */
 const MAX_REDIRECTS = 3;
+/** Backoff between resume or rejoin attempts. */
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 2000;
+/** Longest wait for one attempt's `joined`/`resumed`. */
+const ATTEMPT_TIMEOUT_MS = 5000;
 
 /**
  * @typedef {object} SignalingHooks
@@ -36,7 +41,8 @@ export class Signaling {
   reset() {
     /** @type {WebSocket|null} the adopted socket, once `joined`/`resumed` arrived on it */
     this.ws = null;
-    this._wsUrl = null;
+    this._wsUrl = null; // where the next attempt goes: the room's node once joined
+    this._entryUrl = null; // the URL the application gave (any node, or a load balancer)
     this._token = null;
     this._autoSubscribe = true;
     this.resumeToken = null;
@@ -55,6 +61,7 @@ export class Signaling {
   /** Opens `wsUrl`, sends `join` and resolves with the `joined` message. */
   join(wsUrl, token, autoSubscribe, timeoutMs) {
     this._wsUrl = wsUrl;
+    this._entryUrl = wsUrl;
     this._token = token;
     this._autoSubscribe = autoSubscribe;
     const join = { type: 'join', token };
@@ -71,24 +78,58 @@ export class Signaling {
 
   /**
    * Tries to resume the session of `participantSid` until `resumeWindowSecs` runs out, backing off from
-   * 250 ms to 2 s. Resolves with the `resumed` message, or with null when the window ran out or
-   * `stillReconnecting()` turned false (then a socket that resumed after all is told `leave`). Rejects with
-   * the server's fatal error when it refuses the resume.
+   * 250 ms to 2 s. The first attempt goes to the room's node; later ones to the URL the application gave,
+   * which redirects to the room's node wherever it is now (cluster: the node may have failed). Resolves with
+   * the `resumed` message, or with null when the window ran out or `stillReconnecting()` turned false (then a
+   * socket that resumed after all is told `leave`). Rejects with the server's fatal error when it refuses the
+   * resume (`resume_failed`: the session is gone, join again), except `unavailable`, which is retried.
    */
-  async resume(participantSid, stillReconnecting) {
-    const deadline = Date.now() + this.resumeWindowSecs * 1000;
-    let delay = 250;
-    while (stillReconnecting()) {
+  resume(participantSid, stillReconnecting) {
+    const makeJoin = () => {
       const join = {
         type: 'join',
         token: this._token,
         resume: { participantSid, resumeToken: this.resumeToken },
       };
       if (!this._autoSubscribe) join.autoSubscribe = false;
+      return join;
+    };
+    return this._retry('resumed', makeJoin, stillReconnecting, this.resumeWindowSecs * 1000);
+  }
+
+  /**
+   * Joins again as a new session, through the URL the application gave, retrying like `resume` for up to
+   * `windowMs`: for when the old session cannot be resumed (its node failed, or the resume window passed).
+   * Drops what was held for the old session except chat requests. Resolves with `joined` or null; rejects
+   * with the server's fatal error (other than `unavailable`).
+   */
+  rejoin(stillReconnecting, windowMs) {
+    this.ws = null;
+    this.resumeToken = null;
+    this._wsUrl = this._entryUrl;
+    this._outbox = this._outbox.filter((m) => m.type.startsWith('chat'));
+    this._trickleReady = { publisher: false, subscriber: false };
+    this._trickleQueue = { publisher: [], subscriber: [] };
+    const makeJoin = () => {
+      const join = { type: 'join', token: this._token };
+      if (!this._autoSubscribe) join.autoSubscribe = false;
+      return join;
+    };
+    return this._retry('joined', makeJoin, stillReconnecting, windowMs);
+  }
+
+  /**
+   * The loop behind `resume` and `rejoin`. Fatal errors end it, except `unavailable` ("no node can take the
+   * room yet", e.g. while a failed node's rooms are being placed again), which is retried.
+   */
+  async _retry(expectType, makeJoin, stillReconnecting, windowMs) {
+    const deadline = Date.now() + windowMs;
+    let delay = FIRST_RETRY_MS;
+    while (stillReconnecting()) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       try {
-        const resumed = await this._openAndJoin(join, 'resumed', Math.min(remaining, 5000));
+        const reply = await this._openAndJoin(makeJoin(), expectType, Math.min(remaining, ATTEMPT_TIMEOUT_MS));
         if (!stillReconnecting()) {
           // leave() was called meanwhile: say so, so the server does not wait out the resume window.
           const ws = this.ws;
@@ -101,13 +142,18 @@ export class Signaling {
           }
           return null;
         }
-        return resumed;
+        return reply;
       } catch (err) {
-        if (err.fatal) throw err;
-        this._hooks.log('warn', `resume attempt failed: ${err.message}`);
+        if (err.fatal && err.code !== 'unavailable') throw err;
+        this._hooks.log('warn', `${expectType === 'resumed' ? 'resume' : 'rejoin'} attempt failed: ${err.message}`);
+      }
+      if (this._wsUrl !== this._entryUrl) {
+        // The room's node did not answer: ask the entry URL where the room lives now.
+        this._hooks.log('info', `trying ${this._entryUrl} next`);
+        this._wsUrl = this._entryUrl;
       }
       await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-      delay = Math.min(delay * 2, 2000);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
     return null;
   }
