@@ -181,34 +181,60 @@ pub(crate) struct Dispatcher {
     pub data_ready: Option<DataReadySink>,
 }
 
-/// Reads server messages until the connection ends, then reports `Disconnected` once.
-///
-/// A server silent for three ping intervals is treated as gone (it answers every `ping` with `pong`).
-pub(crate) async fn read_loop(mut stream: WsReader, d: Dispatcher, ping_interval: Duration) {
+/// How a session's signaling ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionEnd {
+    pub reason: String,
+    /// The connection was lost (closed, failed or silent) rather than ended by the server (`left`, a fatal
+    /// error): joining again may work.
+    pub lost: bool,
+}
+
+impl SessionEnd {
+    fn lost(reason: String) -> Self {
+        SessionEnd { reason, lost: true }
+    }
+
+    pub(crate) fn ended(reason: String) -> Self {
+        SessionEnd {
+            reason,
+            lost: false,
+        }
+    }
+}
+
+/// Reads server messages until the connection ends; fails what was waiting on the session and says how it
+/// ended. A server silent for three ping intervals is treated as gone (it answers every `ping` with `pong`).
+pub(crate) async fn read_loop(
+    mut stream: WsReader,
+    d: Dispatcher,
+    ping_interval: Duration,
+) -> SessionEnd {
     let silence = (ping_interval * 3).max(Duration::from_secs(5));
-    let reason = loop {
+    let end = loop {
         let frame = match tokio::time::timeout(silence, stream.next()).await {
-            Err(_) => break "server silent for three ping intervals".to_owned(),
-            Ok(None) => break "connection closed".to_owned(),
-            Ok(Some(Err(err))) => break format!("websocket error: {err}"),
+            Err(_) => break SessionEnd::lost("server silent for three ping intervals".to_owned()),
+            Ok(None) => break SessionEnd::lost("connection closed".to_owned()),
+            Ok(Some(Err(err))) => break SessionEnd::lost(format!("websocket error: {err}")),
             Ok(Some(Ok(frame))) => frame,
         };
         if let Message::Close(close) = &frame {
-            break match close {
+            // A close without `left` (e.g. the node shutting down): the session may live on elsewhere.
+            break SessionEnd::lost(match close {
                 Some(c) if !c.reason.is_empty() => format!("closed by server: {}", c.reason),
                 _ => "closed by server".to_owned(),
-            };
+            });
         }
         let Some(msg) = decode(frame) else { continue };
         if let Some(reason) = dispatch(&d, msg).await {
-            break reason;
+            break SessionEnd::ended(reason);
         }
     };
-    debug!(%reason, "signaling ended");
+    debug!(reason = %end.reason, lost = end.lost, "signaling ended");
     d.publisher
-        .fail_pending(ClientError::Disconnected(reason.clone()));
+        .fail_pending(ClientError::Disconnected(end.reason.clone()));
     d.chat.fail_pending();
-    d.events.disconnected(reason);
+    end
 }
 
 /// Handles one server message; returns a reason when the session is over.

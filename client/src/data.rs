@@ -20,6 +20,7 @@ use webrtc::data_channel::data_channel_message::DataChannelMessage;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::peer_connection::RTCPeerConnection;
 
+use crate::session::Session;
 use crate::{Client, ClientError};
 
 /// A data message from another participant (or the server).
@@ -94,19 +95,20 @@ impl DataReadySink {
     }
 }
 
-/// The two channels and the queue of what they received.
+/// The two channels of one session. What they receive goes to the client's queue (`tx`), which outlives
+/// sessions.
 pub(crate) struct DataChannels {
     reliable: Arc<RTCDataChannel>,
     lossy: Arc<RTCDataChannel>,
     readiness: Arc<watch::Sender<Readiness>>,
-    pub(crate) rx: tokio::sync::Mutex<mpsc::Receiver<DataMessage>>,
 }
 
 impl DataChannels {
-    /// Creates both channels on `pc` (before its first offer); at most `capacity` received messages wait.
+    /// Creates both channels on `pc` (before its first offer); received messages go to `tx` (bounded: a full
+    /// queue stops the channels being read).
     pub(crate) async fn create(
         pc: &RTCPeerConnection,
-        capacity: usize,
+        tx: mpsc::Sender<DataMessage>,
     ) -> Result<DataChannels, ClientError> {
         let reliable = pc
             .create_data_channel(
@@ -127,7 +129,6 @@ impl DataChannels {
                 }),
             )
             .await?;
-        let (tx, rx) = mpsc::channel(capacity.max(1));
         let readiness = Arc::new(watch::Sender::new(Readiness::default()));
         for (channel, is_reliable) in [(&reliable, true), (&lossy, false)] {
             let opened = Arc::clone(&readiness);
@@ -152,7 +153,6 @@ impl DataChannels {
             reliable,
             lossy,
             readiness,
-            rx: tokio::sync::Mutex::new(rx),
         })
     }
 
@@ -194,16 +194,21 @@ fn decode(frame: &[u8], reliable: bool) -> Option<DataMessage> {
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Client {
-    fn data(&self) -> Result<&DataChannels, ClientError> {
-        self.data.as_ref().ok_or_else(|| {
-            ClientError::Protocol("data channels are off (ConnectOptions::data)".into())
-        })
+    /// The current session, if this client has data channels.
+    fn data_session(&self) -> Result<Arc<Session>, ClientError> {
+        if self.data_queue().is_none() {
+            return Err(ClientError::Protocol(
+                "data channels are off (ConnectOptions::data)".into(),
+            ));
+        }
+        Ok(self.session())
     }
 
     /// Waits until both data channels are open and the server has confirmed them (at most `timeout`): from
     /// then on, every message others send reaches this client.
     pub async fn wait_data_open(&self, timeout: Duration) -> Result<(), ClientError> {
-        self.data()?.wait_open(timeout).await
+        let session = self.data_session()?;
+        channels(&session)?.wait_open(timeout).await
     }
 
     /// Sends binary data to everyone else in the room (or `options.to`), waiting for the channels to open first.
@@ -227,7 +232,8 @@ impl Client {
         text: bool,
         options: &SendOptions,
     ) -> Result<(), ClientError> {
-        let data = self.data()?;
+        let session = self.data_session()?;
+        let data = channels(&session)?;
         let channel = data.channel(options.reliable);
         if !data.readiness.borrow().usable() {
             data.wait_open(OPEN_TIMEOUT).await?;
@@ -244,23 +250,47 @@ impl Client {
         Ok(())
     }
 
-    /// The next data message; `None` once the session is over and nothing is queued.
+    /// The next data message (of any session: the queue outlives a rejoin); `None` once the client is
+    /// disconnected and nothing is queued.
     pub async fn next_data(&self) -> Option<DataMessage> {
-        let data = self.data.as_ref()?;
-        let mut rx = data.rx.lock().await;
-        self.events.recv_while_open(&mut rx).await
+        let queue = self.data_queue()?;
+        let mut rx = queue.rx.lock().await;
+        self.events().recv_while_open(&mut rx).await
     }
 
     /// The next data message if one is queued, without waiting.
     pub fn try_next_data(&self) -> Option<DataMessage> {
-        self.data.as_ref()?.rx.try_lock().ok()?.try_recv().ok()
+        self.data_queue()?.rx.try_lock().ok()?.try_recv().ok()
     }
 
     /// Bytes queued on a data channel and not yet sent.
     pub async fn data_buffered_amount(&self, reliable: bool) -> usize {
-        match &self.data {
+        match &self.session().data {
             Some(d) => d.channel(reliable).buffered_amount().await,
             None => 0,
+        }
+    }
+}
+
+fn channels(session: &Session) -> Result<&DataChannels, ClientError> {
+    session
+        .data
+        .as_ref()
+        .ok_or_else(|| ClientError::Protocol("data channels are off (ConnectOptions::data)".into()))
+}
+
+/// The client's queue of received data messages, fed by every session's channels.
+pub(crate) struct DataQueue {
+    pub(crate) tx: mpsc::Sender<DataMessage>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<DataMessage>>,
+}
+
+impl DataQueue {
+    pub(crate) fn new(capacity: usize) -> DataQueue {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        DataQueue {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
         }
     }
 }

@@ -68,7 +68,15 @@ pub enum ClientEvent {
         message: String,
         fatal: bool,
     },
-    /// The session is over: `leave`, a `left` from the server, a fatal error or a network failure. Last event.
+    /// The connection to the server was lost (closed, failed or silent); the client is joining again (see
+    /// [`crate::ConnectOptions::rejoin_window`]). Remote media stops until [`ClientEvent::Rejoined`].
+    Reconnecting { reason: String },
+    /// The client joined again as a new session (its node may have died and the room moved): new participant
+    /// sid, every track published again, remote participants brought up to date by `ParticipantLeft` /
+    /// `ParticipantJoined` events. Receive counters ([`crate::Client::received`]) start afresh.
+    Rejoined { participant_sid: String },
+    /// The session is over: `leave`, a `left` from the server, a fatal error, or a network failure that joining
+    /// again did not repair. Last event.
     Disconnected { reason: String },
 }
 
@@ -112,6 +120,38 @@ impl EventSink {
     /// The other participants as this client currently knows them.
     pub(crate) fn participants(&self) -> Vec<ParticipantInfo> {
         self.room().values().cloned().collect()
+    }
+
+    /// Replaces the view of the room with `others` (from `joined`). With `announce` (a rejoin), emits
+    /// `ParticipantLeft` for those gone (`reason` "left while reconnecting") and `ParticipantJoined` for the
+    /// new ones; a first join announces nothing.
+    pub(crate) fn replace_room(&self, others: Vec<ParticipantInfo>, announce: bool) {
+        let events = {
+            let mut room = self.room();
+            let old = std::mem::replace(
+                &mut *room,
+                others.into_iter().map(|p| (p.sid.clone(), p)).collect(),
+            );
+            let joined: Vec<_> = room
+                .values()
+                .filter(|p| !old.contains_key(&p.sid))
+                .cloned()
+                .map(ClientEvent::ParticipantJoined)
+                .collect();
+            let left =
+                old.into_keys()
+                    .filter(|sid| !room.contains_key(sid))
+                    .map(|participant_sid| ClientEvent::ParticipantLeft {
+                        participant_sid,
+                        reason: "left while reconnecting".to_owned(),
+                    });
+            left.chain(joined).collect::<Vec<_>>()
+        };
+        if announce {
+            for event in events {
+                self.emit(event);
+            }
+        }
     }
 
     pub(crate) fn is_disconnected(&self) -> bool {

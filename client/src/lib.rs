@@ -25,8 +25,9 @@
 //!
 //! How it follows `docs/protocol.md`: one WebSocket (`connection.rs`); a publisher peer connection on which the
 //! client offers (`publisher.rs`) and a subscriber one on which the server offers (`subscriber.rs`), both built
-//! in `peer.rs`; synthetic media in `media.rs`; receive counters in `stats.rs`; events and the room view in
-//! `events.rs`.
+//! in `peer.rs`; together they make one session (`session.rs`), replaced by a new one when the client joins
+//! again after losing its connection (`rejoin.rs`); synthetic media in `media.rs`; receive counters in
+//! `stats.rs`; events and the room view in `events.rs`.
 
 mod chat;
 mod connection;
@@ -37,6 +38,8 @@ mod histogram;
 pub mod media;
 mod peer;
 mod publisher;
+mod rejoin;
+mod session;
 mod stats;
 mod subscriber;
 
@@ -56,12 +59,12 @@ pub use media::MediaOptions;
 pub use publisher::{PublishOptions, PublishedTrack};
 pub use stats::ReceivedTrackStats;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chat::ChatState;
 use chorus_protocol::ClientMessage;
-use connection::{Dispatcher, SignalSender};
 use events::EventSink;
-use publisher::Publisher;
-use subscriber::Subscriber;
+use session::{Lasting, Session};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -84,6 +87,9 @@ pub struct ConnectOptions {
     /// How many received data messages wait for [`Client::next_data`] before the channels stop being read
     /// (default 1024).
     pub data_capacity: usize,
+    /// When the connection is lost, how long to keep trying to join again (default 30 s; zero: never, the
+    /// client is then disconnected at once).
+    pub rejoin_window: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -96,31 +102,67 @@ impl Default for ConnectOptions {
             media: MediaOptions::default(),
             data: true,
             data_capacity: 1024,
+            rejoin_window: Duration::from_secs(30),
         }
     }
 }
 
 /// A participant in a Chorus room. Dropping it ends the session without `leave` (the server then keeps the
 /// participant for its resume window); call [`Client::leave`] to leave cleanly.
+///
+/// When the connection is lost (the node died, the network dropped), the client joins again by itself through
+/// the URL it was given, for up to [`ConnectOptions::rejoin_window`], and publishes its tracks again
+/// ([`ClientEvent::Reconnecting`], then [`ClientEvent::Rejoined`]); see `rejoin.rs`.
 pub struct Client {
-    joined: JoinedResponse,
-    signal: SignalSender,
-    publisher: Arc<Publisher>,
-    subscriber: Arc<Subscriber>,
-    events: EventSink,
-    chat: Chat,
+    shared: Arc<Shared>,
     event_rx: tokio::sync::Mutex<mpsc::Receiver<ClientEvent>>,
-    data: Option<data::DataChannels>,
-    reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-    writer: JoinHandle<()>,
+    supervisor: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the client and its supervisor task share: how to join again, what outlives a session, and the
+/// current session.
+pub(crate) struct Shared {
+    entry_url: String,
+    token: String,
+    options: ConnectOptions,
+    events: EventSink,
+    chat: Arc<ChatState>,
+    data: Option<data::DataQueue>,
+    session: std::sync::RwLock<Arc<Session>>,
+    leaving: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn session(&self) -> Arc<Session> {
+        Arc::clone(
+            &self
+                .session
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    fn lasting(&self, announce_room: bool) -> Lasting<'_> {
+        Lasting {
+            events: &self.events,
+            chat: &self.chat,
+            data_tx: self.data.as_ref().map(|d| &d.tx),
+            announce_room,
+        }
+    }
+
+    fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
+    }
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let session = self.session();
         f.debug_struct("Client")
-            .field("room", &self.joined.room.name)
-            .field("participant_sid", &self.joined.participant.sid)
-            .field("identity", &self.joined.participant.identity)
+            .field("room", &session.joined.room.name)
+            .field("participant_sid", &session.joined.participant.sid)
+            .field("identity", &session.joined.participant.identity)
             .finish_non_exhaustive()
     }
 }
@@ -133,139 +175,77 @@ impl Client {
         token: &str,
         options: ConnectOptions,
     ) -> Result<Client, ClientError> {
-        let (ws, joined) = connection::join(
-            ws_url,
-            token,
-            options.auto_subscribe,
-            options.connect_timeout,
-        )
-        .await?;
-        if joined.protocol != chorus_protocol::PROTOCOL_VERSION {
-            tracing::warn!(
-                server = joined.protocol,
-                client = chorus_protocol::PROTOCOL_VERSION,
-                "protocol version mismatch"
-            );
-        }
-        let ping_interval = Duration::from_secs(match joined.ping_interval_secs {
-            0 => 10,
-            secs => secs,
-        });
-        let (signal, reader, writer) = connection::start_writer(ws, ping_interval);
-        let peers = async {
-            let publisher_api = peer::build_api(chorus_protocol::PcTarget::Publisher)?;
-            let subscriber_api = peer::build_api(chorus_protocol::PcTarget::Subscriber)?;
-            let publisher_pc =
-                peer::new_peer_connection(&publisher_api, &joined.ice_servers).await?;
-            let subscriber_pc =
-                peer::new_peer_connection(&subscriber_api, &joined.ice_servers).await?;
-            Ok::<_, ClientError>((publisher_pc, subscriber_pc))
+        let (events, event_rx) = EventSink::new(options.event_capacity, Vec::new());
+        let chat = Arc::new(ChatState::default());
+        let data = options
+            .data
+            .then(|| data::DataQueue::new(options.data_capacity));
+        let lasting = Lasting {
+            events: &events,
+            chat: &chat,
+            data_tx: data.as_ref().map(|d| &d.tx),
+            announce_room: false,
         };
-        let (publisher_pc, subscriber_pc) = match peers.await {
-            Ok(pcs) => pcs,
-            Err(err) => {
-                writer.abort();
-                return Err(err);
-            }
-        };
-        let data = if options.data {
-            match data::DataChannels::create(&publisher_pc, options.data_capacity).await {
-                Ok(d) => Some(d),
-                Err(err) => {
-                    writer.abort();
-                    return Err(err);
-                }
-            }
-        } else {
-            None
-        };
-        peer::log_state_changes(&publisher_pc, "publisher");
-        peer::log_state_changes(&subscriber_pc, "subscriber");
-
-        let (events, event_rx) =
-            EventSink::new(options.event_capacity, joined.participants.clone());
-        let publisher = Arc::new(Publisher::new(
-            publisher_pc,
-            signal.clone(),
-            options.media,
-            joined.participant.sid.clone(),
-            options.negotiation_timeout,
-        ));
-        let subscriber = Arc::new(Subscriber::new(
-            subscriber_pc,
-            signal.clone(),
-            events.clone(),
-        ));
-        let chat_state = Arc::new(ChatState::default());
-        let dispatcher = Dispatcher {
-            publisher: Arc::clone(&publisher),
-            subscriber: Arc::clone(&subscriber),
-            events: events.clone(),
-            chat: Arc::clone(&chat_state),
-            data_ready: data.as_ref().map(data::DataChannels::ready_sink),
-        };
-        let reader = tokio::spawn(async move {
-            let publisher = Arc::clone(&dispatcher.publisher);
-            let subscriber = Arc::clone(&dispatcher.subscriber);
-            connection::read_loop(reader, dispatcher, ping_interval).await;
-            publisher.close().await;
-            subscriber.close().await;
-        });
-        tracing::debug!(
-            room = %joined.room.name,
-            participant_sid = %joined.participant.sid,
-            others = joined.participants.len(),
-            "joined"
-        );
-        let chat = Chat::new(signal.clone(), chat_state);
-        let client = Client {
-            joined,
-            signal,
-            publisher,
-            subscriber,
+        let session = Session::open(ws_url, token, &options, lasting).await?;
+        let shared = Arc::new(Shared {
+            entry_url: ws_url.to_owned(),
+            token: token.to_owned(),
+            options,
             events,
             chat,
-            event_rx: tokio::sync::Mutex::new(event_rx),
             data,
-            reader: tokio::sync::Mutex::new(Some(reader)),
-            writer,
-        };
-        if client.data.is_some() {
-            // The data channels go out in a first offer of their own, so a client that publishes nothing
-            // still connects its publisher connection.
-            client.publisher.renegotiate().await?;
-        }
-        Ok(client)
+            session: std::sync::RwLock::new(Arc::new(session)),
+            leaving: AtomicBool::new(false),
+        });
+        let supervisor = tokio::spawn(rejoin::supervise(Arc::clone(&shared)));
+        Ok(Client {
+            shared,
+            event_rx: tokio::sync::Mutex::new(event_rx),
+            supervisor: std::sync::Mutex::new(Some(supervisor)),
+        })
     }
 
-    /// This participant's sid.
-    pub fn participant_sid(&self) -> &str {
-        &self.joined.participant.sid
+    /// The current session (a rejoin replaces it).
+    pub(crate) fn session(&self) -> Arc<Session> {
+        self.shared.session()
+    }
+
+    pub(crate) fn events(&self) -> &EventSink {
+        &self.shared.events
+    }
+
+    pub(crate) fn data_queue(&self) -> Option<&data::DataQueue> {
+        self.shared.data.as_ref()
+    }
+
+    /// This participant's sid (a rejoin gives a new one).
+    pub fn participant_sid(&self) -> String {
+        self.session().joined.participant.sid.clone()
     }
 
     /// This participant's identity (the token's `sub`).
-    pub fn identity(&self) -> &str {
-        &self.joined.participant.identity
+    pub fn identity(&self) -> String {
+        self.session().joined.participant.identity.clone()
     }
 
     /// The room joined.
-    pub fn room(&self) -> &RoomInfo {
-        &self.joined.room
+    pub fn room(&self) -> RoomInfo {
+        self.session().joined.room.clone()
     }
 
-    /// The server's `joined` answer, as it was at join time.
-    pub fn joined(&self) -> &JoinedResponse {
-        &self.joined
+    /// The server's `joined` answer of the current session, as it was at join time.
+    pub fn joined(&self) -> JoinedResponse {
+        self.session().joined.clone()
     }
 
     /// The other participants as currently known (from `joined`, kept up to date by room messages).
     pub fn participants(&self) -> Vec<ParticipantInfo> {
-        self.events.participants()
+        self.shared.events.participants()
     }
 
-    /// False once the session is over (see [`ClientEvent::Disconnected`]).
+    /// False once the session is over for good (see [`ClientEvent::Disconnected`]); true while rejoining.
     pub fn is_connected(&self) -> bool {
-        !self.events.is_disconnected()
+        !self.shared.events.is_disconnected()
     }
 
     /// Publishes a synthetic Opus track (20 ms frames, 50/s).
@@ -281,27 +261,27 @@ impl Client {
     /// Adds a synthetic track and renegotiates the publisher connection; returns once the server accepted it
     /// (media starts flowing then).
     pub async fn publish(&self, options: PublishOptions) -> Result<PublishedTrack, ClientError> {
-        self.publisher.publish(options).await
+        self.session().publisher.publish(options).await
     }
 
     /// Stops publishing one of this client's tracks.
     pub async fn unpublish(&self, track_sid: &str) -> Result<(), ClientError> {
-        self.publisher.unpublish(track_sid).await
+        self.session().publisher.unpublish(track_sid).await
     }
 
     /// This client's published tracks, with what each has sent.
     pub fn published(&self) -> Vec<PublishedTrack> {
-        self.publisher.published()
+        self.session().publisher.published()
     }
 
     /// Mutes or unmutes one of this client's tracks (the synthetic source pauses while muted).
     pub fn set_muted(&self, track_sid: &str, muted: bool) -> Result<(), ClientError> {
-        self.publisher.set_muted(track_sid, muted)
+        self.session().publisher.set_muted(track_sid, muted)
     }
 
     /// Subscribes to, or unsubscribes from, remote tracks.
     pub fn subscribe(&self, track_sids: &[String], subscribe: bool) -> Result<(), ClientError> {
-        self.signal.send(ClientMessage::Subscribe {
+        self.session().signal.send(ClientMessage::Subscribe {
             track_sids: track_sids.to_vec(),
             subscribe,
         })
@@ -313,39 +293,42 @@ impl Client {
         track_sids: &[String],
         quality: Option<chorus_protocol::VideoQuality>,
     ) -> Result<(), ClientError> {
-        self.signal.send(ClientMessage::UpdateSubscription {
-            track_sids: track_sids.to_vec(),
-            quality,
-            width: None,
-            height: None,
-            pinned: false,
-        })
+        self.session()
+            .signal
+            .send(ClientMessage::UpdateSubscription {
+                track_sids: track_sids.to_vec(),
+                quality,
+                width: None,
+                height: None,
+                pinned: false,
+            })
     }
 
     /// Sends any protocol message as it is (for tools and tests that need a message this API does not wrap).
     pub fn send_raw(&self, msg: ClientMessage) -> Result<(), ClientError> {
-        self.signal.send(msg)
+        self.session().signal.send(msg)
     }
 
-    /// Chat in this room: send, edit, delete, typing, history (`chat.rs`).
-    pub fn chat(&self) -> &Chat {
-        &self.chat
+    /// Chat in this room: send, edit, delete, typing, history (`chat.rs`). Requests go over the current
+    /// session; the history outlives a rejoin (the server sends it again).
+    pub fn chat(&self) -> Chat {
+        Chat::new(self.session().signal.clone(), Arc::clone(&self.shared.chat))
     }
 
     /// Asks the server for this participant's media stats; they arrive as [`ClientEvent::Stats`].
     pub fn request_stats(&self) -> Result<(), ClientError> {
-        self.signal.send(ClientMessage::GetStats)
+        self.session().signal.send(ClientMessage::GetStats)
     }
 
-    /// What has been received of each remote track so far.
+    /// What has been received of each remote track so far in this session (a rejoin starts afresh).
     pub fn received(&self) -> Vec<ReceivedTrackStats> {
-        self.subscriber.remote().snapshot()
+        self.session().subscriber.remote().snapshot()
     }
 
     /// The next event; `None` once the session is over and every queued event has been read.
     pub async fn next_event(&self) -> Option<ClientEvent> {
         let mut rx = self.event_rx.lock().await;
-        self.events.recv_while_open(&mut rx).await
+        self.shared.events.recv_while_open(&mut rx).await
     }
 
     /// The next event if one is queued, without waiting.
@@ -354,59 +337,58 @@ impl Client {
     }
 
     /// Leaves the room: sends `leave`, waits (up to 3 s) for the server to end the session, and closes both
-    /// peer connections. Idempotent.
+    /// peer connections. Stops a rejoin in progress. Idempotent.
     pub async fn leave(&self) {
-        let Some(reader) = self.reader.lock().await.take() else {
+        if self.shared.leaving.swap(true, Ordering::AcqRel) {
             return;
-        };
-        if self.signal.send(ClientMessage::Leave).is_ok() {
-            let abort = reader.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), reader)
-                .await
-                .is_err()
+        }
+        let supervisor = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let session = self.session();
+        if let Some(supervisor) = supervisor {
+            let abort = supervisor.abort_handle();
+            // The server answers `leave` with `left`; the supervisor then ends the session and reports it.
+            let sent = session.signal.send(ClientMessage::Leave).is_ok();
+            if !sent
+                || tokio::time::timeout(Duration::from_secs(3), supervisor)
+                    .await
+                    .is_err()
             {
                 tracing::debug!("server did not end the session in time after leave");
                 abort.abort();
             }
-        } else {
-            reader.abort();
         }
-        self.events.disconnected("left".to_owned());
-        self.publisher
-            .fail_pending(ClientError::Disconnected("left".to_owned()));
-        self.publisher.close().await;
-        self.subscriber.close().await;
-        self.writer.abort();
+        self.shared.events.disconnected("left".to_owned());
+        session.close("left").await;
     }
 
-    /// The underlying webrtc-rs publisher connection, for inspection (stats, state).
-    pub fn publisher_connection(&self) -> &Arc<webrtc::peer_connection::RTCPeerConnection> {
-        self.publisher.pc()
+    /// The underlying webrtc-rs publisher connection of the current session, for inspection (stats, state).
+    pub fn publisher_connection(&self) -> Arc<webrtc::peer_connection::RTCPeerConnection> {
+        Arc::clone(self.session().publisher.pc())
     }
 
-    /// The underlying webrtc-rs subscriber connection, for inspection (stats, state).
-    pub fn subscriber_connection(&self) -> &Arc<webrtc::peer_connection::RTCPeerConnection> {
-        self.subscriber.pc()
+    /// The underlying webrtc-rs subscriber connection of the current session, for inspection (stats, state).
+    pub fn subscriber_connection(&self) -> Arc<webrtc::peer_connection::RTCPeerConnection> {
+        Arc::clone(self.session().subscriber.pc())
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.writer.abort();
-        if let Ok(mut reader) = self.reader.try_lock() {
-            if let Some(reader) = reader.take() {
-                reader.abort();
-            }
+        self.shared.leaving.store(true, Ordering::Release);
+        if let Some(supervisor) = self
+            .supervisor
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            supervisor.abort();
         }
-        self.events.disconnected("client dropped".to_owned());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let publisher = Arc::clone(&self.publisher);
-            let subscriber = Arc::clone(&self.subscriber);
-            runtime.spawn(async move {
-                publisher.close().await;
-                subscriber.close().await;
-            });
-        }
+        self.shared.events.disconnected("client dropped".to_owned());
+        self.session().abort();
     }
 }
 

@@ -279,6 +279,14 @@ impl Publisher {
         })
     }
 
+    /// What to publish again after a rejoin: each track's options and whether it is muted.
+    pub(crate) fn track_specs(&self) -> Vec<(PublishOptions, bool)> {
+        self.tracks()
+            .iter()
+            .map(|t| (t.opts.clone(), t.ctl.muted.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub(crate) fn published(&self) -> Vec<PublishedTrack> {
         self.tracks()
             .iter()

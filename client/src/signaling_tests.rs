@@ -1,5 +1,6 @@
 //! The signaling side of [`Client`] against a scripted WebSocket peer on loopback (no Chorus server): the join
-//! handshake, a refused join, room events and the participant list, keepalive, and `leave`.
+//! handshake, a refused join, room events and the participant list, keepalive, `leave`, and joining again
+//! after a lost connection.
 
 use std::time::Duration;
 
@@ -25,13 +26,17 @@ fn participant(sid: &str, identity: &str) -> ParticipantInfo {
 }
 
 fn joined(others: Vec<ParticipantInfo>, ping_interval_secs: u64) -> ServerMessage {
+    joined_as("PA_me", others, ping_interval_secs)
+}
+
+fn joined_as(sid: &str, others: Vec<ParticipantInfo>, ping_interval_secs: u64) -> ServerMessage {
     ServerMessage::Joined(JoinedResponse {
         protocol: PROTOCOL_VERSION,
         room: RoomInfo {
             name: "r".into(),
             sid: "RM_1".into(),
         },
-        participant: participant("PA_me", "me"),
+        participant: participant(sid, "me"),
         participants: others,
         resume_token: "rt".into(),
         resume_window_secs: 10,
@@ -46,14 +51,31 @@ where
     F: FnOnce(ServerWs) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    let mut script = Some(script);
+    fake_server_for(1, move |_, ws| {
+        let script = script.take().expect("one connection");
+        script(ws)
+    })
+    .await
+}
+
+/// Listens on an ephemeral loopback port and runs `script(n, ws)` on each of the first `connections`
+/// connections (`n` from 0), one after the other; later connections are refused.
+async fn fake_server_for<F, Fut>(connections: usize, mut script: F) -> String
+where
+    F: FnMut(usize, ServerWs) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        let ws = tokio_tungstenite::accept_async(tcp)
-            .await
-            .expect("ws accept");
-        script(ws).await;
+        for n in 0..connections {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let ws = tokio_tungstenite::accept_async(tcp)
+                .await
+                .expect("ws accept");
+            script(n, ws).await;
+        }
     });
     format!("ws://{addr}/rtc")
 }
@@ -205,14 +227,107 @@ async fn dropped_connection_is_reported_once() {
         drop(ws);
     })
     .await;
-    let client = Client::connect(&url, "tok", signaling_only())
-        .await
-        .expect("joined");
+    let options = ConnectOptions {
+        rejoin_window: Duration::ZERO,
+        ..signaling_only()
+    };
+    let client = Client::connect(&url, "tok", options).await.expect("joined");
     assert!(matches!(
         next_event(&client).await,
         ClientEvent::Disconnected { .. }
     ));
     assert_eq!(client.next_event().await, None);
+    assert!(!client.is_connected());
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_joined_again_with_the_room_brought_up_to_date() {
+    let url = fake_server_for(2, |n, mut ws| async move {
+        let ClientMessage::Join(join) = recv(&mut ws).await else {
+            panic!("expected join");
+        };
+        assert_eq!(join.token.as_deref(), Some("tok"), "same token");
+        assert!(join.resume.is_none(), "a fresh join, not a resume");
+        if n == 0 {
+            send(
+                &mut ws,
+                &joined_as("PA_1", vec![participant("PA_bob", "bob")], 5),
+            )
+            .await;
+            drop(ws); // the node dies
+        } else {
+            let others = vec![participant("PA_bob2", "bob")];
+            send(&mut ws, &joined_as("PA_2", others, 5)).await;
+            assert!(matches!(recv(&mut ws).await, ClientMessage::Leave));
+            send(
+                &mut ws,
+                &ServerMessage::Left {
+                    reason: "clientLeave".into(),
+                },
+            )
+            .await;
+        }
+    })
+    .await;
+    let client = Client::connect(&url, "tok", signaling_only())
+        .await
+        .expect("joined");
+    assert_eq!(client.participant_sid(), "PA_1");
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Reconnecting { .. }
+    ));
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::ParticipantLeft { participant_sid, .. } if participant_sid == "PA_bob")
+    );
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::ParticipantJoined(p) if p.sid == "PA_bob2")
+    );
+    assert!(
+        matches!(next_event(&client).await, ClientEvent::Rejoined { participant_sid } if participant_sid == "PA_2")
+    );
+    assert_eq!(client.participant_sid(), "PA_2");
+    assert!(client.is_connected());
+    let others = client.participants();
+    assert_eq!(others.len(), 1);
+    assert_eq!(others[0].sid, "PA_bob2");
+    tokio::time::timeout(Duration::from_secs(10), client.leave())
+        .await
+        .expect("leave in time");
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Disconnected { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_refused_rejoin_ends_the_session() {
+    let url = fake_server_for(2, |n, mut ws| async move {
+        let _join = recv(&mut ws).await;
+        if n == 0 {
+            send(&mut ws, &joined(vec![], 5)).await;
+            drop(ws);
+        } else {
+            let refused = ErrorMessage::new(ErrorCode::TokenExpired, "token expired");
+            send(&mut ws, &ServerMessage::Error(refused)).await;
+            let _ = ws.close(None).await;
+        }
+    })
+    .await;
+    let client = Client::connect(&url, "tok", signaling_only())
+        .await
+        .expect("joined");
+    assert!(matches!(
+        next_event(&client).await,
+        ClientEvent::Reconnecting { .. }
+    ));
+    match next_event(&client).await {
+        ClientEvent::Disconnected { reason } => {
+            assert!(reason.contains("joining again failed"), "{reason}");
+            assert!(reason.contains("token expired"), "{reason}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
     assert!(!client.is_connected());
 }
 

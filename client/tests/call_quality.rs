@@ -115,8 +115,8 @@ async fn quality_is_reported_by_the_api_metrics_and_room_finished() -> anyhow::R
         c.publish_video().await?;
     }
     let start = tokio::time::Instant::now();
-    while packets_from(&bob, alice.participant_sid(), None) < 100
-        || packets_from(&alice, bob.participant_sid(), None) < 100
+    while packets_from(&bob, &alice.participant_sid(), None) < 100
+        || packets_from(&alice, &bob.participant_sid(), None) < 100
     {
         ensure!(start.elapsed() < DEADLINE, "media did not flow");
         tokio::time::sleep(Duration::from_millis(100)).await;
