@@ -8,67 +8,10 @@ mod support;
 use std::time::Duration;
 
 use chorus_protocol::ServerMessage;
-use chorus_signaling::auth::ApiKey;
-use chorus_signaling::cluster::ClusterSettings;
-use chorus_signaling::testing::{RedisServer, TestServer};
-use support::{left_reason, recv_until, send, Api, Ws};
+use chorus_signaling::testing::RedisServer;
+use support::cluster::{cluster, join_via, node_index};
+use support::{left_reason, recv_until, send, Api};
 use tokio_tungstenite::connect_async;
-
-/// `n` nodes sharing `redis` and one API key, named node-0, node-1, ...
-async fn cluster(redis: &RedisServer, n: usize) -> Vec<TestServer> {
-    let key: ApiKey = TestServer::random_key();
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let url = redis.url.clone();
-        let ts = TestServer::start_with_key(key.clone(), |s| {
-            s.cluster = ClusterSettings {
-                redis_url: Some(url),
-                node_id: format!("node-{i}"),
-                ..ClusterSettings::default()
-            };
-        })
-        .await
-        .expect("node starts");
-        nodes.push(ts);
-    }
-    // Let every node's first heartbeat land, so placement sees them all.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    nodes
-}
-
-/// Joins `room` as `identity` through `via`, following redirects. Returns the socket, the joined response and
-/// the URL of the node that took the join.
-async fn join_via(
-    via: &TestServer,
-    room: &str,
-    identity: &str,
-) -> (Ws, chorus_protocol::JoinedResponse, String) {
-    let token = via.token(room, identity);
-    let mut url = via.ws_url();
-    for _ in 0..3 {
-        let mut ws = connect_async(url.as_str()).await.expect("connects").0;
-        send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
-        match support::recv(&mut ws).await.expect("an answer to join") {
-            ServerMessage::Joined(j) => return (ws, j, url),
-            ServerMessage::Redirect { url: next, .. } => {
-                assert!(
-                    support::recv(&mut ws).await.is_none(),
-                    "the redirecting node closes the connection"
-                );
-                url = next;
-            }
-            other => panic!("expected joined or redirect, got {other:?}"),
-        }
-    }
-    panic!("too many redirects");
-}
-
-fn node_index(nodes: &[TestServer], ws_url: &str) -> usize {
-    nodes
-        .iter()
-        .position(|n| ws_url.starts_with(&n.ws_url()))
-        .unwrap_or_else(|| panic!("{ws_url} is none of the nodes"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_through_any_node_meet_in_one_room_on_one_node() {
