@@ -71,6 +71,8 @@ pub struct AppInner {
     pub turn: Arc<crate::turn::RunningTurn>,
     /// The cluster this node is part of (a cluster of one without Redis).
     pub cluster: Arc<Cluster>,
+    /// The HTTP client that forwards server-API calls to other nodes.
+    pub forwarder: crate::api::Forwarder,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -173,6 +175,8 @@ pub async fn start(settings: ServerSettings) -> anyhow::Result<RunningServer> {
         webhook_counters,
         turn: Arc::clone(&turn),
         cluster: Arc::clone(&cluster),
+        forwarder: crate::api::Forwarder::new()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for other nodes: {e}"))?,
     });
     let heartbeat = crate::cluster::spawn_heartbeat(
         cluster,
@@ -246,7 +250,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::handler))
         .route("/rtc", get(rtc))
-        .merge(crate::api::router());
+        .merge(crate::api::router(&state));
     if state.dev_mode {
         app = app.route("/dev/token", get(dev_token));
     }

@@ -1,74 +1,21 @@
 //! Several nodes on one real Redis (`redis-server` on loopback, as CI installs it), in this process: a room is
 //! placed on one node and joins through any node are redirected there; a drained node takes no new rooms but
 //! keeps its own; a revocation issued on one node disconnects the participant on another; when a node dies, its
-//! rooms are placed again elsewhere.
+//! rooms are placed again elsewhere. The server API works alike through any node (calls about a room reach its
+//! node; create places the room like a join; the list covers every node), and a call's webhooks arrive once.
 
 mod support;
 
 use std::time::Duration;
 
-use chorus_protocol::ServerMessage;
-use chorus_signaling::auth::ApiKey;
-use chorus_signaling::cluster::ClusterSettings;
+use chorus_protocol::{ErrorCode, ServerMessage};
+use chorus_signaling::cluster::HEARTBEAT;
 use chorus_signaling::testing::{RedisServer, TestServer};
-use support::{left_reason, recv_until, send, Api, Ws};
+use serde_json::json;
+use support::cluster::{cluster, cluster_with, host_of, join_via, node_index};
+use support::hooks::{kinds, webhook_settings, Receiver, CALL};
+use support::{left_reason, recv_until, send, Api};
 use tokio_tungstenite::connect_async;
-
-/// `n` nodes sharing `redis` and one API key, named node-0, node-1, ...
-async fn cluster(redis: &RedisServer, n: usize) -> Vec<TestServer> {
-    let key: ApiKey = TestServer::random_key();
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let url = redis.url.clone();
-        let ts = TestServer::start_with_key(key.clone(), |s| {
-            s.cluster = ClusterSettings {
-                redis_url: Some(url),
-                node_id: format!("node-{i}"),
-                ..ClusterSettings::default()
-            };
-        })
-        .await
-        .expect("node starts");
-        nodes.push(ts);
-    }
-    // Let every node's first heartbeat land, so placement sees them all.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    nodes
-}
-
-/// Joins `room` as `identity` through `via`, following redirects. Returns the socket, the joined response and
-/// the URL of the node that took the join.
-async fn join_via(
-    via: &TestServer,
-    room: &str,
-    identity: &str,
-) -> (Ws, chorus_protocol::JoinedResponse, String) {
-    let token = via.token(room, identity);
-    let mut url = via.ws_url();
-    for _ in 0..3 {
-        let mut ws = connect_async(url.as_str()).await.expect("connects").0;
-        send(&mut ws, &format!(r#"{{"type":"join","token":"{token}"}}"#)).await;
-        match support::recv(&mut ws).await.expect("an answer to join") {
-            ServerMessage::Joined(j) => return (ws, j, url),
-            ServerMessage::Redirect { url: next, .. } => {
-                assert!(
-                    support::recv(&mut ws).await.is_none(),
-                    "the redirecting node closes the connection"
-                );
-                url = next;
-            }
-            other => panic!("expected joined or redirect, got {other:?}"),
-        }
-    }
-    panic!("too many redirects");
-}
-
-fn node_index(nodes: &[TestServer], ws_url: &str) -> usize {
-    nodes
-        .iter()
-        .position(|n| ws_url.starts_with(&n.ws_url()))
-        .unwrap_or_else(|| panic!("{ws_url} is none of the nodes"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_through_any_node_meet_in_one_room_on_one_node() {
@@ -112,7 +59,7 @@ async fn new_rooms_spread_by_load() {
         hosts.push(node_index(&nodes, &url));
         sockets.push(ws);
         // The next placement reads the load of the last heartbeat.
-        tokio::time::sleep(chorus_signaling::cluster::HEARTBEAT + Duration::from_millis(300)).await;
+        tokio::time::sleep(HEARTBEAT + Duration::from_millis(300)).await;
     }
     assert!(
         hosts.contains(&0) && hosts.contains(&1),
@@ -133,7 +80,7 @@ async fn a_drained_node_keeps_its_rooms_and_takes_no_new_ones() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["draining"], true);
-    tokio::time::sleep(chorus_signaling::cluster::HEARTBEAT + Duration::from_millis(500)).await;
+    tokio::time::sleep(HEARTBEAT + Duration::from_millis(500)).await;
 
     let (_bob, _, bob_url) = join_via(&nodes[other], "kept", "bob").await;
     assert_eq!(
@@ -160,7 +107,7 @@ async fn a_drained_node_keeps_its_rooms_and_takes_no_new_ones() {
     Api::admin(&nodes[other])
         .call("POST", "/v1/node/drain", None)
         .await;
-    tokio::time::sleep(chorus_signaling::cluster::HEARTBEAT + Duration::from_millis(500)).await;
+    tokio::time::sleep(HEARTBEAT + Duration::from_millis(500)).await;
     let token = nodes[0].token("nowhere", "dave");
     let (_ws, answer) = support::try_join(&nodes[0], &token).await;
     match answer {
@@ -239,4 +186,241 @@ async fn a_dead_nodes_room_is_placed_again_on_a_live_node() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(nodes[other].server.state.registry.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_about_a_room_through_another_node_reach_the_rooms_node() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let nodes = cluster(&redis, 3).await;
+    // A name that must be escaped in the path: forwarding keeps the path as sent.
+    let (mut alice, aj, url) = join_via(&nodes[0], "daily sync", "alice").await;
+    let host = node_index(&nodes, &url);
+    let via = (host + 1) % nodes.len();
+    let (mut bob, _, _) = join_via(&nodes[via], "daily sync", "bob").await;
+    let api = Api::admin(&nodes[via]);
+    let room = "/v1/rooms/daily%20sync";
+
+    let info = api.expect(200, "GET", room, None).await;
+    assert_eq!(info["sid"], aj.room.sid.as_str());
+    assert_eq!(info["numParticipants"], 2);
+    let list = api
+        .expect(200, "GET", &format!("{room}/participants"), None)
+        .await;
+    assert_eq!(list["participants"].as_array().map(Vec::len), Some(2));
+    let alice_path = format!("{room}/participants/alice");
+    let alice_json = api.expect(200, "GET", &alice_path, None).await;
+    assert_eq!(alice_json["sid"], aj.participant.sid.as_str());
+    api.expect(200, "GET", &format!("{alice_path}/stats"), None)
+        .await;
+    api.expect(
+        202,
+        "POST",
+        &format!("{room}/data"),
+        Some(json!({"text": "hi"})),
+    )
+    .await;
+
+    // The room's node's errors come back unchanged.
+    let missing = api
+        .expect(
+            404,
+            "POST",
+            &format!("{alice_path}/tracks/TR_nope/mute"),
+            Some(json!({"muted": true})),
+        )
+        .await;
+    assert!(
+        missing["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no track")),
+        "{missing}"
+    );
+    let bad = api
+        .expect(
+            400,
+            "PATCH",
+            &alice_path,
+            Some(json!({"grants": {"hidden": true}})),
+        )
+        .await;
+    assert_eq!(bad["field"], "grants.hidden");
+    // A bad token is refused by the node that took the call.
+    Api::with_token(&nodes[via], Some("not-a-token".into()))
+        .expect(401, "GET", room, None)
+        .await;
+    // A forwarded request is answered where it lands: no second hop, so 404 on a node without the room.
+    let token = nodes[via].admin_token();
+    let direct = api
+        .raw(reqwest::Method::GET, room)
+        .bearer_auth(token)
+        .header("x-chorus-forwarded-by", "node-test")
+        .send()
+        .await
+        .expect("HTTP request");
+    assert_eq!(direct.status().as_u16(), 404);
+
+    // Grants change mid-call on the room's node: alice may no longer publish.
+    let updated = api
+        .expect(
+            200,
+            "PATCH",
+            &alice_path,
+            Some(json!({"grants": {"canPublish": false}})),
+        )
+        .await;
+    assert_eq!(updated["grants"]["canPublish"], false);
+    send(
+        &mut alice,
+        r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"0","kind":"audio","source":"microphone"}]}"#,
+    )
+    .await;
+    let reply = recv_until(&mut alice, |m| matches!(m, ServerMessage::Error(_))).await;
+    assert!(
+        matches!(&reply, ServerMessage::Error(e) if e.code == ErrorCode::PermissionDenied),
+        "{reply:?}"
+    );
+
+    // Removing bob disconnects him from the room's node; deleting the room ends the call.
+    api.expect(204, "DELETE", &format!("{room}/participants/bob"), None)
+        .await;
+    assert_eq!(left_reason(&mut bob).await, "removed");
+    api.expect(204, "DELETE", room, None).await;
+    assert_eq!(left_reason(&mut alice).await, "roomClosed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while api.call("GET", room, None).await.0 != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rooms_are_created_where_placement_says_and_listed_through_any_node() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let nodes = cluster(&redis, 3).await;
+    let (_alice, _, url) = join_via(&nodes[0], "busy", "alice").await;
+    let busy = node_index(&nodes, &url);
+    // Let the heartbeats report the busy node's participant.
+    tokio::time::sleep(HEARTBEAT + Duration::from_millis(500)).await;
+
+    let api = Api::admin(&nodes[busy]);
+    let created = api
+        .expect(
+            201,
+            "POST",
+            "/v1/rooms",
+            Some(json!({"name": "planned", "maxParticipants": 5, "metadata": "m"})),
+        )
+        .await;
+    assert_eq!(created["name"], "planned");
+    assert_eq!(created["maxParticipants"], 5);
+    assert_eq!(created["metadata"], "m");
+    let host = host_of(&nodes, "planned");
+    assert_ne!(host, busy, "placed on a less loaded node");
+    let owner = nodes[busy]
+        .server
+        .state
+        .cluster
+        .directory
+        .owner("planned")
+        .await
+        .expect("directory");
+    assert_eq!(
+        owner,
+        Some(format!("node-{host}")),
+        "the directory names it"
+    );
+    let third = (0..3)
+        .find(|i| *i != busy && *i != host)
+        .expect("three nodes");
+    Api::admin(&nodes[third])
+        .expect(409, "POST", "/v1/rooms", Some(json!({"name": "planned"})))
+        .await;
+    let invalid = api
+        .expect(400, "POST", "/v1/rooms", Some(json!({"name": ""})))
+        .await;
+    assert_eq!(invalid["field"], "name");
+
+    for (i, n) in nodes.iter().enumerate() {
+        let list = Api::admin(n).expect(200, "GET", "/v1/rooms", None).await;
+        let names: Vec<&str> = list["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(names, ["busy", "planned"], "listed through node-{i}");
+    }
+    // A join goes to the node that holds the created room.
+    let (_bob, joined, bob_url) = join_via(&nodes[third], "planned", "bob").await;
+    assert_eq!(node_index(&nodes, &bob_url), host);
+    assert_eq!(joined.room.sid, created["sid"].as_str().unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_room_node_makes_calls_unavailable() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let nodes = cluster(&redis, 2).await;
+    let (_alice, _, url) = join_via(&nodes[0], "stranded", "alice").await;
+    let host = node_index(&nodes, &url);
+    let api = Api::admin(&nodes[1 - host]);
+    // The node stops answering but stays in the registry until its announcement expires.
+    nodes[host].server.crash();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let (status, body) = loop {
+        let (status, body) = api.call("GET", "/v1/rooms/stranded", None).await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let name = format!("node-{host}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(&name)),
+        "{body}"
+    );
+    let (status, body) = api.call("GET", "/v1/rooms", None).await;
+    assert_eq!(status, 503, "no partial list: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(&name)),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_calls_webhooks_arrive_once_when_its_participants_join_through_different_nodes() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let key = TestServer::random_key();
+    let (receiver, url) = Receiver::start(&key.secret).await;
+    let nodes = cluster_with(&redis, 3, key, |s| webhook_settings(&url, s)).await;
+    let (mut alice, _, alice_url) = join_via(&nodes[1], "once", "alice").await;
+    let (mut bob, _, bob_url) = join_via(&nodes[2], "once", "bob").await;
+    assert_eq!(node_index(&nodes, &alice_url), node_index(&nodes, &bob_url));
+    send(&mut bob, r#"{"type":"leave"}"#).await;
+    assert_eq!(left_reason(&mut bob).await, "left");
+    send(&mut alice, r#"{"type":"leave"}"#).await;
+    assert_eq!(left_reason(&mut alice).await, "left");
+
+    let delivered = receiver.wait_for("once", CALL.len()).await;
+    assert_eq!(kinds(&delivered), CALL, "{delivered:?}");
+    // Long enough for a duplicate from another node, or a retry, to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hits: Vec<_> = receiver
+        .hits()
+        .into_iter()
+        .filter(|h| h.subject == "once")
+        .collect();
+    assert_eq!(hits.len(), CALL.len(), "each event exactly once: {hits:?}");
+    assert!(
+        hits.iter().all(|h| h.signed && h.answered == 200),
+        "{hits:?}"
+    );
+    let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), CALL.len(), "unique ids");
 }

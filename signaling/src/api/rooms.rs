@@ -1,11 +1,15 @@
 //! `/v1/rooms`: create, list, read and delete rooms; list, read and remove participants, read their call
 //! quality, mute their tracks and change their grants mid-call. Each request is forwarded to the room's actor
 //! (`room::AdminMsg`), so it is ordered with everything else happening in the room.
+//!
+//! In a cluster (`forward.rs`): calls about one room reach the room's node through a route layer, so these
+//! handlers act on rooms open here; a create is placed like a join and sent to the chosen node; the list
+//! gathers every live node's rooms.
 
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chorus_protocol::TrackInfo;
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Admin, ApiJson};
+use super::forward;
 use crate::auth::AdminGrant;
 use crate::room::{
     AdminError, AdminMsg, CreateError, GrantsUpdate, ParticipantQualityReport, ParticipantSnapshot,
@@ -25,20 +30,41 @@ const MAX_PARTICIPANTS: u32 = 10_000;
 const EMPTY_TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u64> = 1..=7 * 24 * 3600;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// Serialized again when forwarded to the node placement chose.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRoom {
     name: String,
     /// 0 or absent: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_participants: Option<u32>,
     /// Default: the server's `room_empty_timeout_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     empty_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RoomList {
-    rooms: Vec<RoomSnapshot>,
+    rooms: Vec<ListedRoom>,
+}
+
+/// A room of this node, or one another node listed (relayed as it sent it).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ListedRoom {
+    Here(RoomSnapshot),
+    Elsewhere(serde_json::Value),
+}
+
+impl ListedRoom {
+    fn name(&self) -> &str {
+        match self {
+            ListedRoom::Here(room) => &room.name,
+            ListedRoom::Elsewhere(room) => room["name"].as_str().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +131,7 @@ async fn snapshot(state: &AppState, room: &str) -> ApiResult<RoomSnapshot> {
 pub async fn create(
     admin: Admin,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateRoom>,
 ) -> ApiResult<Response> {
     admin.require(AdminGrant::RoomCreate, None)?;
@@ -130,13 +157,21 @@ pub async fn create(
         Some(secs) => Duration::from_secs(secs),
         None => state.room_empty_timeout,
     };
-    let metadata = body.metadata.unwrap_or_default();
-    if metadata.len() > MAX_METADATA_BYTES {
+    if body
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+    {
         return Err(ApiError::invalid(
             "metadata",
             format!("at most {MAX_METADATA_BYTES} bytes"),
         ));
     }
+    if let Some(node) = forward::place(&state, &headers, &body.name).await? {
+        return forward::relay_json(&state, &node, Method::POST, "/v1/rooms", &headers, &body)
+            .await;
+    }
+    let metadata = body.metadata.unwrap_or_default();
     let options = RoomOptions {
         max_participants,
         empty_timeout,
@@ -152,15 +187,23 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(room)).into_response())
 }
 
-pub async fn list(admin: Admin, State(state): State<AppState>) -> ApiResult<Json<RoomList>> {
+/// The rooms of every live node, by name.
+pub async fn list(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<RoomList>> {
     admin.require(AdminGrant::RoomList, None)?;
+    let elsewhere = forward::rooms_elsewhere(&state, &headers).await?;
     let mut rooms = Vec::new();
     for (name, _) in state.registry.rooms() {
         // A room that closed meanwhile is simply not listed.
         if let Some(room) = state.registry.ask(&name, AdminMsg::Info).await {
-            rooms.push(room);
+            rooms.push(ListedRoom::Here(room));
         }
     }
+    rooms.extend(elsewhere.into_iter().map(ListedRoom::Elsewhere));
+    rooms.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(Json(RoomList { rooms }))
 }
 

@@ -1,4 +1,5 @@
-//! Helpers shared by the server-API integration tests: a WebSocket participant and a small `/v1` client.
+//! Helpers shared by the server-API integration tests: a WebSocket participant and a small `/v1` client; nodes
+//! of a cluster (`cluster.rs`); a webhook receiver (`hooks.rs`).
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::time::Duration;
@@ -10,6 +11,9 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+pub mod cluster;
+pub mod hooks;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
