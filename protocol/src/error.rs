@@ -51,8 +51,8 @@ pub enum ErrorCode {
     ChatNotAuthor,
     /// Too many chat messages (sends, edits, deletes) in a short time; try again later.
     ChatRateLimited,
-    /// No node can host the room now (every node is draining, or the cluster state cannot be reached); try
-    /// again in a few seconds.
+    /// No node can host the room now (every node is draining), or the cluster state or shared store cannot be
+    /// reached to place the room or check the token; try again in a few seconds.
     Unavailable,
 }
 

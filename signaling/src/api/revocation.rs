@@ -26,7 +26,11 @@ pub async fn check_not_revoked(store: &Store, token: &VerifiedToken) -> Result<(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot check token revocation");
-            ErrorMessage::new(ErrorCode::Internal, "cannot check the token right now")
+            // The store (in a cluster: Redis) is unreachable: a passing condition, which clients retry.
+            ErrorMessage::new(
+                ErrorCode::Unavailable,
+                "cannot check the token right now (the shared store is unreachable); try again shortly",
+            )
         })?;
     if is_revoked(token.issued_at, revoked_at) {
         return Err(ErrorMessage::new(

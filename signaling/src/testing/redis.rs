@@ -1,7 +1,9 @@
-//! A throwaway `redis-server` on loopback for cluster and store tests: a free port, no persistence, killed on
-//! drop. CI installs Redis (`scripts/test.sh` runs `apt-get install redis-server`); without it, [`RedisServer::start`]
-//! says what to install.
+//! A throwaway `redis-server` on loopback for cluster and store tests: a free port, no persistence unless asked
+//! for, killed on drop; it can be stopped and restarted on the same port to test an outage. CI installs Redis
+//! (`scripts/test.sh` runs `apt-get install redis-server`); without it, [`RedisServer::start`] says what to
+//! install.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,16 +12,62 @@ pub struct RedisServer {
     /// `redis://127.0.0.1:<port>/0`
     pub url: String,
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
+    /// With persistence: where the append-only file lives (removed on drop).
+    dir: Option<PathBuf>,
 }
 
 impl RedisServer {
-    /// Starts `redis-server` on a free loopback port and waits until it answers.
+    /// Starts `redis-server` on a free loopback port, without persistence, and waits until it answers.
     pub async fn start() -> anyhow::Result<RedisServer> {
+        Self::launch(None).await
+    }
+
+    /// Like [`RedisServer::start`], with an append-only file synced on every write in a fresh directory, so that
+    /// [`RedisServer::restart`] keeps the data, as a production Redis configured like `deploy/` does.
+    pub async fn start_durable() -> anyhow::Result<RedisServer> {
+        let dir = std::env::temp_dir().join(format!(
+            "chorus-redis-{}-{}",
+            std::process::id(),
+            crate::ids::random_string(6)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Self::launch(Some(dir)).await
+    }
+
+    async fn launch(dir: Option<PathBuf>) -> anyhow::Result<RedisServer> {
         let port = free_tcp_port()?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        let mut server = RedisServer {
+            url: format!("redis://127.0.0.1:{port}/0"),
+            port,
+            child: None,
+            dir,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or a lost host would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after [`RedisServer::stop`]) and waits until it answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--protected-mode", "no"]);
+        match &self.dir {
+            Some(dir) => cmd
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => cmd.args(["--appendonly", "no"]),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -29,12 +77,12 @@ impl RedisServer {
                      (scripts/test.sh does this as root)"
                 )
             })?;
-        let server = RedisServer {
-            url: format!("redis://127.0.0.1:{port}/0"),
-            port,
-            child,
-        };
-        let client = redis::Client::open(server.url.as_str())?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url.as_str())?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match client.get_multiplexed_async_connection().await {
@@ -42,11 +90,11 @@ impl RedisServer {
                     let pong: redis::RedisResult<String> =
                         redis::cmd("PING").query_async(&mut conn).await;
                     if pong.is_ok() {
-                        return Ok(server);
+                        return Ok(());
                     }
                 }
                 Err(e) if Instant::now() > deadline => {
-                    anyhow::bail!("redis-server on port {port} did not answer: {e}")
+                    anyhow::bail!("redis-server on port {} did not answer: {e}", self.port)
                 }
                 Err(_) => {}
             }
@@ -57,8 +105,10 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
