@@ -197,6 +197,14 @@ room.on('streamStateChanged', ({ track, paused }) => {
 room.on('publishLayersChanged', ({ track, enabled, layers }) =>
   logEvent('publishLayersChanged', { trackSid: track.sid, enabled, layers }),
 );
+// Active speakers: their tiles (the local one included) get a highlight.
+room.on('activeSpeakersChanged', (speakers) => {
+  logEvent('activeSpeakers', { identities: speakers.map((p) => p.identity) });
+  const sids = new Set(speakers.map((p) => p.sid));
+  for (const [sid, tile] of tiles) tile.el.classList.toggle('speaking', sids.has(sid));
+  const local = room.localParticipant;
+  $('local-tile').classList.toggle('speaking', !!local && sids.has(local.sid));
+});
 room.on('localTrackPublished', (t) => logEvent('localTrackPublished', { trackSid: t.sid, kind: t.kind }));
 room.on('reconnecting', () => {
   logEvent('reconnecting');

@@ -306,6 +306,7 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
         | ServerMessage::TrackMuted { .. }
         | ServerMessage::StreamState { .. }
         | ServerMessage::PublishLayers { .. }
+        | ServerMessage::ActiveSpeakers { .. }
         | ServerMessage::Stats(_)) => d.events.room_message(room),
     }
     None

@@ -46,6 +46,8 @@ pub enum ClientEvent {
     },
     /// Forwarding of a remote track to us was paused for bandwidth, or resumed.
     StreamState { track_sid: String, paused: bool },
+    /// Who is talking in the room now, loudest first (empty: nobody); see `activeSpeakers` in the protocol.
+    ActiveSpeakers(Vec<chorus_protocol::SpeakerInfo>),
     /// The answer to [`crate::Client::request_stats`]: our subscriptions' simulcast state.
     Stats(chorus_protocol::ParticipantStats),
     /// The room's chat history, sent right after joining (replaces what [`crate::Chat::history`] had).
@@ -223,6 +225,7 @@ impl EventSink {
                     track_sid, paused, ..
                 } => ClientEvent::StreamState { track_sid, paused },
                 ServerMessage::Stats(stats) => ClientEvent::Stats(stats),
+                ServerMessage::ActiveSpeakers { speakers } => ClientEvent::ActiveSpeakers(speakers),
                 _ => return,
             }
         };

@@ -19,8 +19,8 @@ pub use chat::ChatMessage;
 pub use client::{ClientMessage, JoinRequest, PublishTrack, ResumeRequest};
 pub use error::{ErrorCode, ErrorMessage};
 pub use model::{
-    DataChannelKind, IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo,
-    TrackKind, TrackSource,
+    DataChannelKind, IceServer, ParticipantInfo, PcTarget, RoomInfo, SpeakerInfo, SubscribedTrack,
+    TrackInfo, TrackKind, TrackSource,
 };
 pub use parse::{parse_client_message, ProtocolError, DEFAULT_MAX_MESSAGE_BYTES};
 pub use quality::{CallQuality, LinkQuality, QualitySummary};

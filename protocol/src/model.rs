@@ -92,6 +92,14 @@ pub struct SubscribedTrack {
     pub participant_sid: String,
 }
 
+/// One active speaker: who, and how loud (1 quiet ..= 127 loudest, from the audio level of its packets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerInfo {
+    pub participant_sid: String,
+    pub level: u8,
+}
+
 /// An ICE server a client may use (STUN/TURN): the embedded TURN server or an external one, with credentials for
 /// one participant (see `docs/connectivity.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,8 @@ use crate::simulcast::{LayerReason, ParticipantStats};
 use crate::chat::ChatMessage;
 use crate::error::ErrorMessage;
 use crate::model::{
-    DataChannelKind, IceServer, ParticipantInfo, PcTarget, RoomInfo, SubscribedTrack, TrackInfo,
+    DataChannelKind, IceServer, ParticipantInfo, PcTarget, RoomInfo, SpeakerInfo, SubscribedTrack,
+    TrackInfo,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,12 @@ pub enum ServerMessage {
         track_sid: String,
         enabled: bool,
         layers: Vec<String>,
+    },
+    /// The room's active speakers changed: who is talking now (and for a moment after), speaking now first,
+    /// loudest first, at most three; empty when nobody speaks. Their video is served first when a downlink
+    /// cannot carry everything.
+    ActiveSpeakers {
+        speakers: Vec<SpeakerInfo>,
     },
     /// Your `channel` data channel is open on the server: what others send from now on reaches you. A
     /// channel's own `open` event comes earlier (before the server has seen it), so the SDKs report a channel

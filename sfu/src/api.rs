@@ -305,6 +305,9 @@ pub enum Event {
         enabled: bool,
         rids: Vec<String>,
     },
+    /// The room's active speakers changed: who is talking now (and for a moment after), with loudness
+    /// (1 quiet ..= 127 loudest), speaking now first, loudest first; empty when nobody speaks.
+    ActiveSpeakers { speakers: Vec<(ParticipantKey, u8)> },
     /// `participant`'s data channel of `kind` is open on the server: what others send from now on reaches it.
     /// Its SDK reports the channel open only after hearing this (its own side opens earlier).
     DataReady {

@@ -22,6 +22,7 @@ pub mod quality;
 mod room;
 mod router;
 pub mod selector;
+pub mod speakers;
 mod stats;
 mod tcp;
 #[cfg(feature = "testkit")]

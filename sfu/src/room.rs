@@ -8,10 +8,13 @@ use crate::api::{EventSink, MediaKind, ParticipantKey, RoomKey};
 use crate::dynacast::Dynacast;
 use crate::keyframe::VideoCodec;
 use crate::layers::LayerSet;
+use crate::speakers::{ActiveSpeakers, SpeechDetector};
 
 pub struct RoomMedia {
     pub events: EventSink,
     pub participants: Vec<ParticipantKey>,
+    /// Who is talking (their video gets bandwidth first).
+    pub speakers: ActiveSpeakers<ParticipantKey>,
 }
 
 /// The codec of one payload type of a publisher, cached on first sight.
@@ -39,6 +42,8 @@ pub struct TrackRoute {
     pub layers: LayerSet,
     /// Which layers the publisher has been asked to send.
     pub dynacast: Dynacast,
+    /// Audio: whether the track carries speech now (from each packet's audio level).
+    pub speech: SpeechDetector,
 }
 
 impl TrackRoute {
@@ -55,6 +60,7 @@ impl TrackRoute {
             pt_info: Vec::new(),
             dynacast: Dynacast::new(layers.top()),
             layers,
+            speech: SpeechDetector::default(),
         }
     }
 }

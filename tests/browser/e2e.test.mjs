@@ -109,6 +109,25 @@ describe('browser end-to-end', { timeout: 240000 }, () => {
     });
   });
 
+  it('active speakers: both talking pages are listed; a muted microphone drops out and comes back', async () => {
+    if (!alice || !bob) return;
+    await withDiagnostics('active speakers', { server, browser }, async () => {
+      // Chromium's fake microphone beeps loudly enough to count as speech.
+      const speakers = (entry) => entry.page.evaluate(() => window.chorusRoom.activeSpeakers.map((p) => p.identity));
+      const listed = (want) => async () => {
+        const lists = await Promise.all([alice, bob].map(speakers));
+        return lists.every((l) => [...l].sort().join() === want) && lists;
+      };
+      await waitFor(listed('alice,bob'), { timeoutMs: 15000, what: 'alice and bob as active speakers on both pages' });
+      await bob.page.evaluate(() => window.chorusRoom.setMuted('microphone', true));
+      await waitFor(listed('alice'), { timeoutMs: 15000, what: 'bob to drop out once muted' });
+      const tile = await alice.page.evaluate(() => document.querySelector('#local-tile').classList.contains('speaking'));
+      assert.ok(tile, "alice's own tile is highlighted as speaking");
+      await bob.page.evaluate(() => window.chorusRoom.setMuted('microphone', false));
+      await waitFor(listed('alice,bob'), { timeoutMs: 15000, what: 'bob back once unmuted' });
+    });
+  });
+
   it('a dropped WebSocket is resumed without the others noticing', async () => {
     if (!alice || !bob) return;
     await withDiagnostics('resume', { server, browser }, async () => {

@@ -51,6 +51,9 @@
  * - `localTrackPublished(localTrack)` — the server gave one of our tracks its sid
  * - `data({payload, from, topic, reliable})` — a data message; `payload` is a string when sent as one, else
  *   a Uint8Array; `from` is the sender's identity (`null` when the server sent it)
+ * - `activeSpeakersChanged(participants)` — who is talking now, loudest first (remote participants and the
+ *   local one; empty: nobody); also `room.activeSpeakers`, and `isSpeaking` / `audioLevel` (1-127) on each
+ *   participant. The server gives active speakers' video bandwidth first
  * - `dataOpen()` — both data channels are open and confirmed by the server (`room.isDataOpen` turns true);
  *   from then on everything others send reaches this room
  * - `reconnecting()`, `reconnected({rejoined})` — the WebSocket dropped; then the session was resumed
@@ -61,11 +64,11 @@
  * - `disconnected({reason})` — final; `error(error)` — non-fatal problems, for logging
  *
  * Objects
- * - RemoteParticipant `{sid, identity, name, tracks: Map<trackSid, RemoteTrack>}`
+ * - RemoteParticipant `{sid, identity, name, tracks: Map<trackSid, RemoteTrack>, isSpeaking, audioLevel}`
  * - RemoteTrack `{sid, kind, source, name, muted, layers, participant, mid, subscribed,
  *   mediaStreamTrack, attach(element?) → element, detach(element?)}`; `mediaStreamTrack` is set while
  *   subscribed.
- * - LocalParticipant `{sid, identity, name, tracks: Map<trackSid, LocalTrack>}`
+ * - LocalParticipant `{sid, identity, name, tracks: Map<trackSid, LocalTrack>, isSpeaking, audioLevel}`
  * - LocalTrack `{sid, kind, source, name, muted, layers, mid, mediaStreamTrack, attach(element?)}`
  */
 

@@ -108,6 +108,9 @@ export class RemoteParticipant {
     this.tracks = new Map();
     this.identity = info.identity;
     this.name = info.name || '';
+    /** Whether the server counts it among the room's active speakers, and how loud (1-127). */
+    this.isSpeaking = false;
+    this.audioLevel = 0;
   }
 }
 
@@ -118,5 +121,7 @@ export class LocalParticipant {
     this.identity = info.identity;
     this.name = info.name || '';
     this.tracks = new Map();
+    this.isSpeaking = false;
+    this.audioLevel = 0;
   }
 }

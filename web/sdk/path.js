@@ -3,7 +3,7 @@
  * `udp` (direct UDP), `tcp` (ICE over TCP to the server's passive TCP candidate) or `relay` (through a TURN
  * server; `relayProtocol` says how this client reaches it: udp, tcp or tls).
  *
- * Only reads `getStats()`; never changes the connection.
+ * Only reads `getStats()`; never changes the connection. `reportPath` records the result on the Room.
  */
 
 /**
@@ -31,4 +31,20 @@ export async function selectedPath(pc) {
   const out = { local: describe(local), remote: describe(remote) };
   if (local.candidateType === 'relay') return { path: 'relay', relayProtocol: local.relayProtocol, ...out };
   return { path: remote.protocol === 'tcp' || local.protocol === 'tcp' ? 'tcp' : 'udp', ...out };
+}
+
+/**
+ * Reads which path `target`'s connection of `room` took, stores it in `room.connectionPath` and emits
+ * `connectionPath`.
+ */
+export async function reportPath(room, target, pc) {
+  try {
+    const path = await selectedPath(pc);
+    if (!path) return;
+    room.connectionPath = { ...room.connectionPath, [target]: path };
+    room._log('log', `${target} connected over ${path.path} (${path.local} -> ${path.remote})`);
+    room.emit('connectionPath', room.connectionPath);
+  } catch (err) {
+    room._log('warn', `cannot read the ${target} path: ${err.message}`);
+  }
 }

@@ -14,7 +14,7 @@ import { ChorusError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { logTo } from './log.js';
 import { LocalParticipant, LocalTrack } from './participants.js';
-import { selectedPath } from './path.js';
+import { reportPath } from './path.js';
 import { createPeerConnection } from './peer.js';
 import { Publisher } from './publisher.js';
 import { QualityControl } from './quality.js';
@@ -48,6 +48,8 @@ export class Room extends Emitter {
     /** @type {Map<string, import('./participants.js').RemoteParticipant>} */
     this.participants = new Map();
     this.localTracks = []; // every LocalTrack, including those still waiting for a sid
+    /** Who is talking, loudest first (RemoteParticipants and the LocalParticipant), from `activeSpeakers`. */
+    this.activeSpeakers = [];
     this.iceTransportPolicy = options.iceTransportPolicy === 'relay' ? 'relay' : 'all';
     /** How long to keep trying to join again when the session cannot be resumed (its node failed). */
     this.rejoinWindowMs = options.rejoinWindowMs > 0 ? options.rejoinWindowMs : 30000;
@@ -86,6 +88,7 @@ export class Room extends Emitter {
     this.chat.reset();
     this._leaving = false;
     this._leftWaiter = null;
+    this.activeSpeakers = [];
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -156,7 +159,7 @@ export class Room extends Emitter {
     const pc = createPeerConnection(target, iceServers, {
       signaling: this._signaling,
       iceTransportPolicy: this.iceTransportPolicy,
-      onConnected: () => this._updatePath(target, pc),
+      onConnected: () => reportPath(this, target, pc),
       log: (level, ...args) => this._log(level, ...args),
       onFailed: () => {
         if (this.state !== 'disconnected') {
@@ -165,19 +168,6 @@ export class Room extends Emitter {
       },
     });
     return pc;
-  }
-
-  /** Reads which path `target`'s connection took and emits `connectionPath`. */
-  async _updatePath(target, pc) {
-    try {
-      const path = await selectedPath(pc);
-      if (!path) return;
-      this.connectionPath = { ...this.connectionPath, [target]: path };
-      this._log('log', `${target} connected over ${path.path} (${path.local} -> ${path.remote})`);
-      this.emit('connectionPath', this.connectionPath);
-    } catch (err) {
-      this._log('warn', `cannot read the ${target} path: ${err.message}`);
-    }
   }
 
   /** The signaling socket closed or went silent (signaling has already closed it). */
@@ -308,6 +298,8 @@ export class Room extends Emitter {
         return this._roster.onTrackMuted(msg);
       case 'streamState':
         return this._quality.onStreamState(msg);
+      case 'activeSpeakers':
+        return this._roster.onActiveSpeakers(msg);
       case 'publishLayers':
         return this._publisher.onPublishLayers(msg);
       case 'stats':

@@ -43,6 +43,11 @@ export class Roster {
     room.participants.delete(sid);
     this._reconcileSubscriptions(); // emits trackUnsubscribed for its tracks
     room.emit('participantLeft', p, reason);
+    if (p.isSpeaking) {
+      p.isSpeaking = false;
+      room.activeSpeakers = room.activeSpeakers.filter((x) => x !== p);
+      room.emit('activeSpeakersChanged', room.activeSpeakers);
+    }
   }
 
   /** Brings `participants` in line with the room as the server sees it now, emitting the differences. */
@@ -124,6 +129,28 @@ export class Roster {
 
   onParticipantLeft(msg) {
     this.remove(msg.participantSid, msg.reason || '');
+  }
+
+  /**
+   * `activeSpeakers`: who is talking now, loudest first. Sets `isSpeaking` and `audioLevel` (1-127) on those
+   * participants (the local one included), clears them on the others, and emits `activeSpeakersChanged`.
+   */
+  onActiveSpeakers(msg) {
+    const room = this._room;
+    const local = room.localParticipant;
+    for (const p of room.activeSpeakers) {
+      p.isSpeaking = false;
+      p.audioLevel = 0;
+    }
+    room.activeSpeakers = [];
+    for (const s of msg.speakers || []) {
+      const p = local && local.sid === s.participantSid ? local : room.participants.get(s.participantSid);
+      if (!p) continue;
+      p.isSpeaking = true;
+      p.audioLevel = s.level;
+      room.activeSpeakers.push(p);
+    }
+    room.emit('activeSpeakersChanged', room.activeSpeakers);
   }
 
   onTrackPublished(msg) {

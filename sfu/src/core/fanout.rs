@@ -71,6 +71,11 @@ impl WorkerCore {
         if route.muted {
             return;
         }
+        if route.kind == MediaKind::Audio {
+            route
+                .speech
+                .on_packet(pkt.timestamp, pkt.header.ext_vals.audio_level);
+        }
         let info = match route.pt_info.iter().find(|i| i.pt == *pt) {
             Some(i) => *i,
             None => {

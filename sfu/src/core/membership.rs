@@ -201,6 +201,7 @@ impl WorkerCore {
         if let Some(r) = self.rooms.get_mut(&room) {
             r.participants.retain(|k| *k != pk);
         }
+        self.forget_speaker(room, pk);
     }
 
     pub(super) fn fail_participant(&mut self, now: Instant, pk: ParticipantKey, reason: String) {

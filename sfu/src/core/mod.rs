@@ -2,7 +2,7 @@
 //!
 //! This file owns the entry points, the panic guard and the work queues; `membership.rs` owns adding, removing
 //! and (un)subscribing participants and tracks; `fanout.rs` owns the packet path; `quality.rs` feeds the
-//! participants' call-quality meters.
+//! participants' call-quality meters; `speakers.rs` the rooms' active speakers.
 //!
 //! [`WorkerCore`] is fed commands, datagrams and timeouts with the caller's clock, and yields transmits (via
 //! [`WorkerCore::poll_transmit`]) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
@@ -32,6 +32,7 @@ mod fanout;
 mod membership;
 mod quality;
 mod simulcast;
+mod speakers;
 
 /// How long a connection may stay ICE-disconnected before its participant is ended.
 pub const ICE_DISCONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
@@ -301,6 +302,7 @@ impl WorkerCore {
                 self.rooms.entry(room).or_insert(RoomMedia {
                     events,
                     participants: Vec::new(),
+                    speakers: Default::default(),
                 });
             }
             Command::RemoveRoom { room, done } => {

@@ -95,6 +95,7 @@ impl WorkerCore {
             return;
         }
         self.next_tick = Some(now + TICK_INTERVAL);
+        self.update_speakers(now);
         let participants: Vec<ParticipantKey> = self.participants.keys().copied().collect();
         for pk in participants {
             self.allocate_for(now, pk);
@@ -122,10 +123,14 @@ impl WorkerCore {
             for (l, b) in bitrates.iter_mut().enumerate().take(route.layers.count()) {
                 *b = route.layers.bitrate(l as u8, now);
             }
+            let speaking = self
+                .rooms
+                .get(&route.room)
+                .is_some_and(|r| r.speakers.contains(route.publisher));
             keys.push(*track);
             demands.push(Demand {
                 priority: route.priority
-                    + if out.preference.pinned {
+                    + if out.preference.pinned || speaking {
                         PINNED_BOOST
                     } else {
                         0

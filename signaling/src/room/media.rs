@@ -404,6 +404,7 @@ impl Room {
                 enabled,
                 rids,
             } => self.publish_layers(participant, track, enabled, rids),
+            Event::ActiveSpeakers { speakers } => self.active_speakers(&speakers),
             Event::DataReady { participant, kind } => self.data_ready(participant, kind),
             Event::DataRejected {
                 participant,
@@ -429,6 +430,23 @@ impl Room {
                 tracing::info!(room = %self.name, %participant, %reason, "media failed");
                 self.remove_member(participant, "mediaFailed");
             }
+        }
+    }
+
+    /// Tells everyone who is talking (members the room no longer knows are left out).
+    fn active_speakers(&self, speakers: &[(ParticipantKey, u8)]) {
+        let speakers = speakers
+            .iter()
+            .filter_map(|&(key, level)| {
+                Some(chorus_protocol::SpeakerInfo {
+                    participant_sid: self.members.get(&key)?.sid.clone(),
+                    level,
+                })
+            })
+            .collect();
+        let msg = ServerMessage::ActiveSpeakers { speakers };
+        for member in self.members.values() {
+            member.send(msg.clone());
         }
     }
 
