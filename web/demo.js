@@ -3,6 +3,7 @@
 // Query string: ?room=NAME&identity=ID&name=DISPLAY_NAME[&token=JWT][&ws=WS_URL][&debug=1]
 //   [&quality=low|medium|high]  default receive quality of remote video (without it: adaptive stream, by tile size)
 //   [&publish=0]                join as a viewer that sends nothing
+//   [&codec=vp8|h264|vp9|av1]   the codec to publish video in (default: the browser's)
 // Without `token`, a token comes from the dev-mode endpoint `GET /dev/token`.
 //
 // For automated tests the page exposes:
@@ -25,6 +26,8 @@ const quality = ['low', 'medium', 'high'].includes(params.get('quality')) ? para
 const publish = params.get('publish') !== '0';
 // `&relay=1`: connect through the TURN server only (iceTransportPolicy 'relay'), to try the fallback path.
 const relayOnly = params.get('relay') === '1';
+// `&codec=h264|vp9|av1|vp8`: the codec to publish video in.
+const videoCodec = ['vp8', 'h264', 'vp9', 'av1'].includes(params.get('codec')) ? params.get('codec') : null;
 
 const $ = (id) => document.getElementById(id);
 const room = new Room({
@@ -32,6 +35,7 @@ const room = new Room({
   defaultQuality: quality,
   adaptiveStream: !quality,
   iceTransportPolicy: relayOnly ? 'relay' : 'all',
+  videoCodec,
 });
 const tiles = new Map(); // participant sid -> {el, video, audio}
 

@@ -19,7 +19,9 @@
  * await room.leave();
  *
  * API
- * - `new Room({debug?, logger?})`
+ * - `new Room({debug?, logger?, defaultQuality?, adaptiveStream?, iceTransportPolicy?, rejoinWindowMs?,
+ *   videoCodec?})` — see `room.js`; `videoCodec` (`vp8` | `h264` | `vp9` | `av1`) is the codec published video
+ *   is sent in
  * - `room.connect(wsUrl, token, {autoSubscribe = true, timeoutMs = 15000})` → Promise; resolves on
  *   `joined`, rejects with a `ChorusError` carrying `.code` (`unauthorized`, `token_expired`,
  *   `room_full`, `connection_failed`, …).

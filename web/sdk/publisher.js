@@ -20,6 +20,32 @@ export const SIMULCAST_ENCODINGS = [
   { rid: 'f', maxBitrate: 1700000 },
 ];
 
+/** Video codecs a Room may prefer (`videoCodec`), by their MIME subtype. */
+export const VIDEO_CODECS = { vp8: 'video/VP8', h264: 'video/H264', vp9: 'video/VP9', av1: 'video/AV1' };
+
+/**
+ * Offers only `codec` on `transceiver` (H.264: packetization-mode 1 first), plus the helpers that carry no
+ * media of their own (RTX, RED, FEC). Only offering it makes the server answer with it: the server answers in
+ * its own order of preference. Keeps the browser's codecs when it cannot send `codec`.
+ */
+function preferCodec(transceiver, codec, log) {
+  const caps = typeof RTCRtpSender.getCapabilities === 'function' && RTCRtpSender.getCapabilities('video');
+  if (!caps || typeof transceiver.setCodecPreferences !== 'function') return;
+  const mime = VIDEO_CODECS[codec].toLowerCase();
+  const mode1 = (c) => /packetization-mode=1/.test(c.sdpFmtpLine || '');
+  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime).sort((a, b) => mode1(b) - mode1(a));
+  if (!wanted.length) {
+    log('warn', `this browser cannot send ${codec}; using its default video codec`);
+    return;
+  }
+  try {
+    const helpers = caps.codecs.filter((c) => /^video\/(rtx|red|ulpfec|flexfec)/i.test(c.mimeType));
+    transceiver.setCodecPreferences([...wanted, ...helpers]);
+  } catch (err) {
+    log('warn', `could not prefer ${codec}: ${err.message}`);
+  }
+}
+
 export class Publisher {
   /**
    * @param {import('./room.js').Room} room
@@ -112,16 +138,31 @@ export class Publisher {
 
   /** Adds a send-only transceiver for `mst` and a LocalTrack for it (in `room.localTracks`). */
   addTrack(mst, { source, name, simulcast }) {
-    const init = { direction: 'sendonly' };
-    if (simulcast) init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
-    const transceiver = this.pc.addTransceiver(mst, init);
-    const track = new LocalTrack(mst, transceiver, {
-      source,
-      name,
-      layers: simulcast ? SIMULCAST_ENCODINGS.map((e) => e.rid) : [],
-    });
+    const layers = simulcast ? SIMULCAST_ENCODINGS.map((e) => e.rid) : [];
+    const transceiver = this._addTransceiver(mst, layers);
+    const track = new LocalTrack(mst, transceiver, { source, name, layers });
     this._room.localTracks.push(track);
     return track;
+  }
+
+  /**
+   * A send-only transceiver for `mst`: the simulcast encodings named in `layers`, and for video the room's
+   * `videoCodec` first in the codec preferences.
+   */
+  _addTransceiver(mst, layers) {
+    const codec = mst.kind === 'video' ? this._room.videoCodec : null;
+    const init = { direction: 'sendonly' };
+    if (layers.length) {
+      init.sendEncodings = SIMULCAST_ENCODINGS.filter((e) => layers.includes(e.rid)).map((e) => {
+        const enc = { ...e };
+        // VP9 and AV1 send several encodings as simulcast (not SVC) only with a scalability mode each.
+        if (codec === 'vp9' || codec === 'av1') enc.scalabilityMode = 'L1T1';
+        return enc;
+      });
+    }
+    const transceiver = this.pc.addTransceiver(mst, init);
+    if (codec) preferCodec(transceiver, codec, (...args) => this._room._log(...args));
+    return transceiver;
   }
 
   /**
@@ -131,11 +172,7 @@ export class Publisher {
    */
   republish() {
     for (const track of this._room.localTracks) {
-      const init = { direction: 'sendonly' };
-      if (track.layers.length) {
-        init.sendEncodings = SIMULCAST_ENCODINGS.filter((e) => track.layers.includes(e.rid)).map((e) => ({ ...e }));
-      }
-      track.transceiver = this.pc.addTransceiver(track.mediaStreamTrack, init);
+      track.transceiver = this._addTransceiver(track.mediaStreamTrack, track.layers);
       track.sid = null;
       track.enabled = true;
       track.activeLayers = track.layers.slice();

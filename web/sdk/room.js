@@ -16,7 +16,7 @@ import { logTo } from './log.js';
 import { LocalParticipant, LocalTrack } from './participants.js';
 import { reportPath } from './path.js';
 import { createPeerConnection } from './peer.js';
-import { Publisher } from './publisher.js';
+import { Publisher, VIDEO_CODECS } from './publisher.js';
 import { QualityControl } from './quality.js';
 import { rejoin } from './rejoin.js';
 import { Roster } from './roster.js';
@@ -29,7 +29,7 @@ export class Room extends Emitter {
   /**
    * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function},
    *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean, iceTransportPolicy?: 'all'|'relay',
-   *   rejoinWindowMs?: number}}
+   *   rejoinWindowMs?: number, videoCodec?: 'vp8'|'h264'|'vp9'|'av1'}}
    *   [options]
    *   `debug` logs every signaling message (SDP abbreviated). `defaultQuality` is the receive quality of
    *   remote video unless `setTrackQuality` says otherwise; `adaptiveStream` lets the server send no bigger
@@ -37,6 +37,7 @@ export class Room extends Emitter {
    *   only (see `docs/connectivity.md`); by default the browser tries UDP, ICE-TCP and TURN together.
    *   `rejoinWindowMs` (default 30000): when a lost session cannot be resumed (its node failed, or the
    *   resume window passed), how long to keep trying to join again as a new session, republishing.
+   *   `videoCodec`: the codec to publish video in (simulcast works with each); default the browser's.
    */
   constructor(options = {}) {
     super();
@@ -51,6 +52,11 @@ export class Room extends Emitter {
     /** Who is talking, loudest first (RemoteParticipants and the LocalParticipant), from `activeSpeakers`. */
     this.activeSpeakers = [];
     this.iceTransportPolicy = options.iceTransportPolicy === 'relay' ? 'relay' : 'all';
+    if (options.videoCodec && !(options.videoCodec in VIDEO_CODECS)) {
+      throw new TypeError(`videoCodec must be one of ${Object.keys(VIDEO_CODECS).join(', ')}`);
+    }
+    /** The codec published video prefers (null: the browser's default, VP8 in Chromium). */
+    this.videoCodec = options.videoCodec || null;
     /** How long to keep trying to join again when the session cannot be resumed (its node failed). */
     this.rejoinWindowMs = options.rejoinWindowMs > 0 ? options.rejoinWindowMs : 30000;
     /** How each peer connection reaches the server: {publisher, subscriber} of `selectedPath()` results. */
