@@ -131,6 +131,34 @@ async fn participants_are_listed_removed_and_regranted() {
         Some(json!({"grants": {}})),
     )
     .await;
+    // A downlink cap is shown on the participant until lifted; nonsense caps and empty updates are refused.
+    let capped = api
+        .expect(
+            200,
+            "PATCH",
+            "/v1/rooms/r/participants/alice",
+            Some(json!({"maxDownlinkBps": 300_000})),
+        )
+        .await;
+    assert_eq!(capped["maxDownlinkBps"], 300_000);
+    assert_eq!(capped["grants"]["canPublish"], false, "grants untouched");
+    let lifted = api
+        .expect(
+            200,
+            "PATCH",
+            "/v1/rooms/r/participants/alice",
+            Some(json!({"maxDownlinkBps": 0})),
+        )
+        .await;
+    assert!(lifted.get("maxDownlinkBps").is_none(), "{lifted}");
+    for body in [
+        json!({"maxDownlinkBps": 10}),
+        json!({}),
+        json!({"maxDownlinkBps": -1}),
+    ] {
+        api.expect(400, "PATCH", "/v1/rooms/r/participants/alice", Some(body))
+            .await;
+    }
     api.expect(
         404,
         "POST",

@@ -191,11 +191,18 @@ export class ChorusServer {
     }).trim();
   }
 
-  /** GET `route` under `/v1` with an admin token: `{status, body}` (body parsed as JSON). */
-  async api(route) {
+  /**
+   * `method` (default GET) `route` under `/v1` with an admin token and `body` as JSON if given: `{status, body}`
+   * (body parsed as JSON).
+   */
+  async api(route, { method = 'GET', body } = {}) {
     this._adminToken ||= this.adminToken();
+    const headers = { authorization: `Bearer ${this._adminToken}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${this.baseUrl}/v1${route}`, {
-      headers: { authorization: `Bearer ${this._adminToken}` },
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(5000),
     });
     return { status: res.status, body: await res.json() };

@@ -1,5 +1,6 @@
 // Simulcast end to end: one publisher tab sending 1280x720 in three layers, two viewer tabs (`&publish=0`)
-// asking for `low` and `high`. Checks per-subscriber layers, a seamless switch, dynacast and server stats.
+// asking for `low` and `high`. Checks per-subscriber layers, a seamless switch, a capped downlink (server API
+// `maxDownlinkBps`), dynacast and server stats.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -99,6 +100,38 @@ describe('simulcast', { timeout: 240000 }, () => {
           `decoding froze around ${samples[i].t} ms after the switch: ${JSON.stringify(samples)}`,
         );
       }
+
+      // Both viewers want `high` now. Capping one's downlink (as a thin link would) sends it a lower layer than
+      // the other gets; lifting the cap brings it back up.
+      await waitFor(async () => (await videoFrom(high, 'pub'))?.frameWidth === 1280, {
+        timeoutMs: 15000,
+        what: 'the high viewer at 1280 px before the cap',
+      });
+      const capped = await server.api(`/rooms/${room}/participants/high`, {
+        method: 'PATCH',
+        body: { maxDownlinkBps: 300000 },
+      });
+      assert.equal(capped.status, 200, JSON.stringify(capped.body));
+      assert.equal(capped.body.maxDownlinkBps, 300000);
+      await waitFor(async () => (await videoFrom(high, 'pub'))?.frameWidth <= 320, {
+        timeoutMs: 15000,
+        what: 'the capped viewer to step down to the quarter layer',
+      });
+      const uncapped = await videoFrom(low, 'pub');
+      assert.ok(uncapped.frameWidth > 320, `the other viewer keeps a higher layer: ${uncapped.frameWidth} px`);
+      const cappedView = await high.page.evaluate(() => window.chorusServerStats());
+      const cappedSub = cappedView.subscriptions.find((s) => s.wantedLayer === 'f');
+      assert.equal(cappedSub && cappedSub.reason, 'bandwidth', `capped viewer's server stats: ${JSON.stringify(cappedView)}`);
+      console.log(`capped at 300 kbit/s: ${(await videoFrom(high, 'pub')).frameWidth} px, the other ${uncapped.frameWidth} px`);
+      const lifted = await server.api(`/rooms/${room}/participants/high`, {
+        method: 'PATCH',
+        body: { maxDownlinkBps: 0 },
+      });
+      assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
+      await waitFor(async () => (await videoFrom(high, 'pub'))?.frameWidth > 320, {
+        timeoutMs: SWITCH_TIMEOUT_MS,
+        what: 'the viewer to move up again once the cap is lifted',
+      });
 
       // Both viewers want only `low` now: after dynacast's hold the publisher stops encoding h and f.
       for (const v of [low, high]) {

@@ -1,6 +1,6 @@
 //! `/v1/rooms`: create, list, read and delete rooms; list, read and remove participants, read their call
-//! quality, mute their tracks and change their grants mid-call. Each request is forwarded to the room's actor
-//! (`room::AdminMsg`), so it is ordered with everything else happening in the room.
+//! quality, mute their tracks, change their grants and cap their downlink mid-call. Each request is forwarded to
+//! the room's actor (`room::AdminMsg`), so it is ordered with everything else happening in the room.
 //!
 //! In a cluster (`forward.rs`): calls about one room reach the room's node through a route layer, so these
 //! handlers act on rooms open here; a create is placed like a join and sent to the chosen node; the list
@@ -29,6 +29,8 @@ const MAX_ROOM_NAME_CHARS: usize = 256;
 const MAX_PARTICIPANTS: u32 = 10_000;
 const EMPTY_TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u64> = 1..=7 * 24 * 3600;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// A downlink cap below the lowest useful layer, or above any link, is a mistake.
+const DOWNLINK_CAP_RANGE_BPS: std::ops::RangeInclusive<u64> = 50_000..=10_000_000_000;
 
 /// Serialized again when forwarded to the node placement chose.
 #[derive(Debug, Deserialize, Serialize)]
@@ -75,7 +77,9 @@ pub struct ParticipantList {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateParticipant {
-    grants: GrantsBody,
+    grants: Option<GrantsBody>,
+    /// The most the server sends this participant, in bit/s; 0 lifts the cap.
+    max_downlink_bps: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,26 +325,64 @@ pub async fn update_participant(
     ApiJson(body): ApiJson<UpdateParticipant>,
 ) -> ApiResult<Json<ParticipantSnapshot>> {
     admin.require(AdminGrant::RoomAdmin, Some(&room))?;
-    let g = body.grants;
-    let update = GrantsUpdate {
-        can_publish: g.can_publish,
-        can_subscribe: g.can_subscribe,
-        can_publish_data: g.can_publish_data,
-        can_chat: g.can_chat,
-        room_admin: g.room_admin,
+    if body.grants.is_none() && body.max_downlink_bps.is_none() {
+        return Err(ApiError::invalid(
+            "grants",
+            "give `grants`, `maxDownlinkBps` or both",
+        ));
+    }
+    let cap = match body.max_downlink_bps {
+        None => None,
+        Some(0) => Some(None),
+        Some(bps) if DOWNLINK_CAP_RANGE_BPS.contains(&bps) => Some(Some(bps)),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "maxDownlinkBps",
+                format!(
+                    "0 (no cap) or {}-{} bit/s",
+                    DOWNLINK_CAP_RANGE_BPS.start(),
+                    DOWNLINK_CAP_RANGE_BPS.end()
+                ),
+            ))
+        }
     };
-    let who = identity.clone();
-    state
-        .registry
-        .ask(&room, |reply| AdminMsg::UpdateGrants {
-            identity: who,
-            update,
-            reply,
-        })
-        .await
-        .ok_or_else(|| no_room(&room))?
+    let mut snapshot = None;
+    if let Some(g) = body.grants {
+        let update = GrantsUpdate {
+            can_publish: g.can_publish,
+            can_subscribe: g.can_subscribe,
+            can_publish_data: g.can_publish_data,
+            can_chat: g.can_chat,
+            room_admin: g.room_admin,
+        };
+        let who = identity.clone();
+        let reply = state
+            .registry
+            .ask(&room, |reply| AdminMsg::UpdateGrants {
+                identity: who,
+                update,
+                reply,
+            })
+            .await
+            .ok_or_else(|| no_room(&room))?;
+        snapshot = Some(reply.map_err(|e| admin_error(e, &room, &identity, ""))?);
+    }
+    if let Some(max_bps) = cap {
+        let who = identity.clone();
+        let reply = state
+            .registry
+            .ask(&room, |reply| AdminMsg::LimitDownlink {
+                identity: who,
+                max_bps,
+                reply,
+            })
+            .await
+            .ok_or_else(|| no_room(&room))?;
+        snapshot = Some(reply.map_err(|e| admin_error(e, &room, &identity, ""))?);
+    }
+    snapshot
         .map(Json)
-        .map_err(|e| admin_error(e, &room, &identity, ""))
+        .ok_or_else(|| ApiError::invalid("grants", "nothing to update"))
 }
 
 pub async fn mute_track(

@@ -286,6 +286,7 @@ impl Room {
             tracks: Vec::new(),
             overrides: Default::default(),
             prefs: Default::default(),
+            downlink_cap: None,
         };
         tracing::info!(room = %self.name, participant = %member.sid, identity = %member.identity, "joined");
         self.worker.send(Command::AddParticipant {

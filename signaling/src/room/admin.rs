@@ -1,5 +1,5 @@
 //! Server-side control of a room (the REST API's room endpoints): read its state, remove a participant, mute a
-//! track, change grants mid-call, revoke an identity's tokens, close the room, read a participant's call quality. Requests arrive as
+//! track, change grants or cap the downlink mid-call, revoke an identity's tokens, close the room, read a participant's call quality. Requests arrive as
 //! [`AdminMsg`]s on the room's own queue, so they are ordered with everything else the room does.
 
 use chorus_protocol::{ServerMessage, TrackInfo};
@@ -35,6 +35,13 @@ pub enum AdminMsg {
     UpdateGrants {
         identity: String,
         update: GrantsUpdate,
+        reply: oneshot::Sender<Result<ParticipantSnapshot, AdminError>>,
+    },
+    /// Cap what the server sends the participant with this identity at `max_bps` (None: lift the cap); its
+    /// simulcast layers are chosen to fit, as if its downlink were that narrow.
+    LimitDownlink {
+        identity: String,
+        max_bps: Option<u64>,
         reply: oneshot::Sender<Result<ParticipantSnapshot, AdminError>>,
     },
     /// Disconnect every participant of `identity` whose token was issued at or before `issued_before` (or has no
@@ -103,6 +110,9 @@ pub struct ParticipantSnapshot {
     pub connected: bool,
     pub grants: Grants,
     pub tracks: Vec<TrackInfo>,
+    /// The cap set with `maxDownlinkBps`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_downlink_bps: Option<u64>,
 }
 
 impl Room {
@@ -147,6 +157,13 @@ impl Room {
                 reply,
             } => {
                 let _ = reply.send(self.update_grants(&identity, update));
+            }
+            AdminMsg::LimitDownlink {
+                identity,
+                max_bps,
+                reply,
+            } => {
+                let _ = reply.send(self.limit_downlink(&identity, max_bps));
             }
             AdminMsg::Revoke {
                 identity,
@@ -210,6 +227,7 @@ impl Room {
             connected: m.session.is_some(),
             grants: m.grants,
             tracks: self.track_infos(m),
+            max_downlink_bps: m.downlink_cap,
         }
     }
 
@@ -300,6 +318,31 @@ impl Room {
             }
         }
         tracing::info!(room = %self.name, identity, ?after, "grants updated");
+        let member = self
+            .members
+            .get(&key)
+            .ok_or(AdminError::UnknownParticipant)?;
+        Ok(self.participant_snapshot(member))
+    }
+
+    fn limit_downlink(
+        &mut self,
+        identity: &str,
+        max_bps: Option<u64>,
+    ) -> Result<ParticipantSnapshot, AdminError> {
+        let key = self
+            .member_by_identity(identity)
+            .ok_or(AdminError::UnknownParticipant)?;
+        let member = self
+            .members
+            .get_mut(&key)
+            .ok_or(AdminError::UnknownParticipant)?;
+        member.downlink_cap = max_bps;
+        self.worker.send(Command::SetEstimateCap {
+            participant: key,
+            cap_bps: max_bps,
+        });
+        tracing::info!(room = %self.name, identity, ?max_bps, "downlink cap set");
         let member = self
             .members
             .get(&key)

@@ -29,6 +29,8 @@ pub struct Member {
     pub overrides: HashSet<TrackKey>,
     /// Layer preferences this member set for remote tracks (`updateSubscription`).
     pub prefs: HashMap<TrackKey, SubscriptionPreference>,
+    /// The most the server sends this member, set through the API (`maxDownlinkBps`); None: its estimate only.
+    pub downlink_cap: Option<u64>,
 }
 
 impl Member {
