@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
 use crate::api::{Command, DataLimits, RoomKey};
+use crate::batch::UdpBatch;
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 use crate::tcp::{self, TcpAcceptor, TcpInput};
@@ -260,6 +261,7 @@ fn run_worker(
         writers: HashMap::new(),
     });
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut batch = UdpBatch::default();
     let mut read_timeout = None;
     let mut next_gauges = Instant::now();
     loop {
@@ -287,7 +289,7 @@ fn run_worker(
         if let Some(tcp) = tcp.as_mut() {
             tcp.drain(&mut core);
         }
-        flush(&socket, &mut core, tcp.as_ref());
+        flush(&socket, &mut core, tcp.as_ref(), &mut batch);
 
         // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
@@ -307,7 +309,7 @@ fn run_worker(
                 let arrived = Instant::now();
                 let forwarded = core.stats.rtp_forwarded;
                 core.handle_datagram(arrived, source, local_addr, &buf[..n]);
-                flush(&socket, &mut core, tcp.as_ref());
+                flush(&socket, &mut core, tcp.as_ref(), &mut batch);
                 // Forwarding latency: only datagrams that went to a subscriber (one more clock read for them).
                 if core.stats.rtp_forwarded != forwarded {
                     core.histograms
@@ -322,7 +324,7 @@ fn run_worker(
     }
 }
 
-fn flush(socket: &UdpSocket, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
+fn flush(socket: &UdpSocket, core: &mut WorkerCore, tcp: Option<&TcpSide>, batch: &mut UdpBatch) {
     while let Some(t) = core.poll_transmit() {
         if t.proto == Protocol::Tcp {
             // Queued for the connection's writer thread; a full queue or a gone connection drops it.
@@ -338,15 +340,7 @@ fn flush(socket: &UdpSocket, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
             }
             continue;
         }
-        match socket.send_to(&t.contents, t.destination) {
-            Ok(n) => {
-                core.stats.datagrams_out += 1;
-                core.stats.bytes_out += n as u64;
-            }
-            Err(e) => {
-                core.stats.send_errors += 1;
-                tracing::trace!(error = %e, dest = %t.destination, "send_to failed");
-            }
-        }
+        batch.push(t);
     }
+    batch.send(socket, &mut core.stats);
 }

@@ -8,6 +8,7 @@
 
 pub mod allocator;
 mod api;
+mod batch;
 pub mod core;
 mod data;
 pub mod dynacast;
