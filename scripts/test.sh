@@ -132,9 +132,9 @@ browser_tests() {
   npm_ci browser
   CHORUS_BIN="$ROOT/target/ci/chorus" node --test --test-concurrency=1 "$ROOT/tests/browser"/*.test.mjs
   # Docker cannot run in CI: deploy/ (Dockerfile, compose, Kubernetes) is parsed and checked against the
-  # server's flags instead (tests/deploy/check.test.mjs).
+  # server's flags instead (tests/deploy/*.test.mjs).
   npm_ci deploy
-  CHORUS_BIN="$ROOT/target/ci/chorus" node --test "$ROOT/tests/deploy/check.test.mjs"
+  CHORUS_BIN="$ROOT/target/ci/chorus" node --test "$ROOT/tests/deploy/"*.test.mjs
 }
 
 case "$WHAT" in
