@@ -1,4 +1,4 @@
-//! `/v1/rooms` against a real server (signaling only; media moderation is in `client/tests/api_moderation.rs`):
+//! `/v1/rooms` against a real server (signaling only; media moderation is in `client/tests/e2e/api_moderation.rs`):
 //! create with options, list, get, participant limit, delete, participants, remove, grants, empty timeouts.
 
 mod support;

@@ -1,17 +1,15 @@
 //! Server-API moderation with real media (two webrtc-rs clients on loopback): muting a participant's track and
 //! revoking `canPublish` mid-call, which unpublishes its tracks and stops its media.
 //!
-//! Run: `cargo test -p chorus-client --release --test api_moderation`.
-
-mod support;
+//! Run: `cargo test -p chorus-client --release --test e2e api_moderation::`.
 
 use std::time::Duration;
 
+use crate::support::{packets_from, wait_event};
 use anyhow::{bail, ensure, Context};
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode, TrackKind};
 use chorus_signaling::testing::TestServer;
 use serde_json::{json, Value};
-use support::{packets_from, wait_event};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

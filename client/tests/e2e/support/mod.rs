@@ -1,4 +1,4 @@
-//! Helpers shared by the client integration tests (each test binary uses a different subset): unique room
+//! Helpers shared by the client integration tests (each module uses a different subset): unique room
 //! names, log output, waiting for an event, counting received packets.
 #![allow(dead_code)]
 

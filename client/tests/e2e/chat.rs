@@ -1,16 +1,14 @@
 //! The Rust SDK's chat against a real server: a bot sends, edits and deletes; a late joiner gets the history;
 //! refusals come back as `ClientError::Server` with the protocol code.
 //!
-//! Run: `cargo test -p chorus-client --release --test chat`.
-
-mod support;
+//! Run: `cargo test -p chorus-client --release --test e2e chat::`.
 
 use std::time::Duration;
 
+use crate::support::wait_event;
 use anyhow::ensure;
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode};
 use chorus_signaling::testing::TestServer;
-use support::wait_event;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 

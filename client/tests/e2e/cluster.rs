@@ -2,15 +2,13 @@
 //! loopback): the node they did not reach redirects them, they meet in one room and exchange audio and video
 //! through the room's node. The placement itself is tested in `signaling/tests/cluster.rs`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{init_logs, packets_from, room_name};
 use anyhow::{bail, Context};
 use chorus_client::{Client, ConnectOptions, TrackKind};
 use chorus_signaling::cluster::ClusterSettings;
 use chorus_signaling::testing::{RedisServer, TestServer};
-use support::{init_logs, packets_from, room_name};
 
 const MEDIA_DEADLINE: Duration = Duration::from_secs(30);
 

@@ -3,21 +3,19 @@
 //! carries the same quality, `/metrics` has counts in the RTT/jitter/loss/MOS histograms, and the
 //! `room_finished` webhook summarizes every participant's session.
 //!
-//! Run: `cargo test -p chorus-client --release --test call_quality -- --nocapture` (prints the figures seen).
+//! Run: `cargo test -p chorus-client --release --test e2e call_quality:: -- --nocapture` (prints the figures seen).
 //! Deadlines only bound the waits; nothing here measures performance.
-
-mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::packets_from;
 use anyhow::{bail, ensure, Context};
 use axum::body::Bytes;
 use axum::extract::State;
 use chorus_client::{Client, ClientEvent, ConnectOptions};
 use chorus_signaling::testing::TestServer;
 use serde_json::Value;
-use support::packets_from;
 
 const DEADLINE: Duration = Duration::from_secs(40);
 

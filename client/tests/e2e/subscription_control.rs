@@ -1,15 +1,13 @@
 //! Subscription control over the real protocol with Rust clients: `updateSubscription` reaches the media
 //! worker (seen in `getStats`), bad preferences are refused with a clear error, and the session goes on.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{next_matching, room_name};
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientEvent, ConnectOptions, ErrorCode};
 use chorus_protocol::{ClientMessage, LayerReason, ParticipantStats, VideoQuality};
 use chorus_signaling::testing::TestServer;
-use support::{next_matching, room_name};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 

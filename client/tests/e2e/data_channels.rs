@@ -3,18 +3,16 @@
 //! receiver that stops reading (disconnected, the others unaffected — timing and process memory measured and
 //! printed).
 //!
-//! Run: `cargo test -p chorus-client --release --test data_channels -- --nocapture` to see the figures.
-
-mod support;
+//! Run: `cargo test -p chorus-client --release --test e2e data_channels:: -- --nocapture` to see the figures.
 
 use std::time::{Duration, Instant};
 
+use crate::support::room_name;
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientEvent, ConnectOptions, DataMessage, ErrorCode, SendOptions};
 use chorus_sfu::DataLimits;
 use chorus_signaling::auth::Grants;
 use chorus_signaling::testing::TestServer;
-use support::room_name;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -1,17 +1,15 @@
 //! Two Rust clients in one room on an in-process Chorus server (loopback only): each publishes synthetic audio
 //! and video and receives the other's; presence events flow; leaving is seen by the other.
 //!
-//! Run: `cargo test -p chorus-client --release --test two_participants` (add `RUST_LOG=debug` to see signaling
+//! Run: `cargo test -p chorus-client --release --test e2e two_participants::` (add `RUST_LOG=debug` to see signaling
 //! and webrtc-rs logs). Timeouts are generous and only bound the wait; nothing here measures performance.
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::{init_logs, packets_from, room_name, wait_event};
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientError, ClientEvent, ConnectOptions, ErrorCode, TrackKind};
 use chorus_signaling::testing::TestServer;
-use support::{init_logs, packets_from, room_name, wait_event};
 
 const MEDIA_DEADLINE: Duration = Duration::from_secs(30);
 const EVENT_DEADLINE: Duration = Duration::from_secs(15);
