@@ -9,47 +9,11 @@ use std::time::Duration;
 use chorus_sfu::speakers::HOLD;
 use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, TrackKey, TrackSpec};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaTime, Mid};
+use str0m::media::{Frequency, MediaTime, Mid};
 
-use support::{accept_answer, Harness, ALICE};
+use support::{Harness, ALICE};
 
 const MIC: TrackKey = TrackKey(7);
-
-/// Alice offers one sendonly Opus track; the SFU answers.
-fn alice_publishes_audio(h: &mut Harness) -> Mid {
-    let mut api = h.alice.rtc.sdp_api();
-    let mid = api.add_media(
-        str0m::media::MediaKind::Audio,
-        Direction::SendOnly,
-        None,
-        None,
-        None,
-    );
-    let (offer, pending) = api.apply().expect("an offer");
-    h.core.handle_command(
-        h.now,
-        Command::PublisherOffer {
-            participant: ALICE,
-            sdp: offer.to_sdp_string(),
-            tracks: vec![TrackSpec {
-                mid: mid.to_string(),
-                track: MIC,
-                kind: MediaKind::Audio,
-                ..TrackSpec::default()
-            }],
-        },
-    );
-    let answer = h
-        .take_events()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::PublisherAnswer { participant, sdp } if participant == ALICE => Some(sdp),
-            _ => None,
-        })
-        .expect("publisher answer");
-    accept_answer(&mut h.alice.rtc, pending, &answer);
-    mid
-}
 
 /// Alice sends `n` 20 ms Opus frames at `level` dBov; returns the RTP time after them.
 fn alice_talks(h: &mut Harness, mid: Mid, n: u32, start: u64, level: i8) -> u64 {
@@ -88,7 +52,7 @@ fn speaker_events(h: &Harness) -> Vec<Vec<(ParticipantKey, u8)>> {
 #[test]
 fn speech_makes_an_active_speaker_and_silence_mute_or_leaving_ends_it() {
     let mut h = Harness::new();
-    let mid = alice_publishes_audio(&mut h);
+    let mid = h.alice_offers(MIC, MediaKind::Audio, None, TrackSpec::default());
     h.run_for(Duration::from_secs(2));
     assert!(h.alice.connected, "alice connected");
     h.take_events();

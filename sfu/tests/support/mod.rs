@@ -273,14 +273,24 @@ impl Harness {
         simulcast: Option<str0m::media::Simulcast>,
         spec: TrackSpec,
     ) -> Mid {
+        self.alice_offers(track, MediaKind::Video, simulcast, spec)
+    }
+
+    /// Alice offers one sendonly track of `kind` (with `simulcast` layers if given), described to the SFU by
+    /// `spec` (its mid, track and kind are filled in); the SFU answers.
+    pub fn alice_offers(
+        &mut self,
+        track: TrackKey,
+        kind: MediaKind,
+        simulcast: Option<str0m::media::Simulcast>,
+        spec: TrackSpec,
+    ) -> Mid {
+        let media = match kind {
+            MediaKind::Audio => str0m::media::MediaKind::Audio,
+            MediaKind::Video => str0m::media::MediaKind::Video,
+        };
         let mut api = self.alice.rtc.sdp_api();
-        let mid = api.add_media(
-            str0m::media::MediaKind::Video,
-            Direction::SendOnly,
-            None,
-            None,
-            simulcast,
-        );
+        let mid = api.add_media(media, Direction::SendOnly, None, None, simulcast);
         let (offer, pending) = api.apply().expect("an offer");
         self.core.handle_command(
             self.now,
@@ -290,7 +300,7 @@ impl Harness {
                 tracks: vec![TrackSpec {
                     mid: mid.to_string(),
                     track,
-                    kind: MediaKind::Video,
+                    kind,
                     ..spec
                 }],
             },
