@@ -27,6 +27,8 @@ use crate::stats::RemoteTracks;
 
 /// Longest wait for the ICE agent to start before applying a renegotiation offer anyway.
 const ICE_START_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for webrtc-rs to open the receive streams of a renegotiation before answering anyway.
+const RECEIVERS_WAIT: Duration = Duration::from_secs(3);
 
 pub(crate) struct Subscriber {
     pc: Arc<RTCPeerConnection>,
@@ -87,14 +89,18 @@ impl Subscriber {
         tracks: Vec<SubscribedTrack>,
     ) -> Result<(), ClientError> {
         self.remote.set_assignments(tracks);
-        if self.pc.remote_description().await.is_some() {
+        let renegotiation = self.pc.remote_description().await.is_some();
+        if renegotiation {
             self.wait_for_ice_start().await;
         }
-        self.pc
-            .set_remote_description(RTCSessionDescription::offer(sdp)?)
-            .await?;
+        let offer = RTCSessionDescription::offer(sdp)?;
+        let sending_mids = sending_mids(&offer);
+        self.pc.set_remote_description(offer).await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
+        if renegotiation {
+            self.wait_for_receivers(&sending_mids).await;
+        }
         let sdp = self
             .pc
             .local_description()
@@ -120,6 +126,46 @@ impl Subscriber {
         }
     }
 
+    /// webrtc-rs opens the receive streams of a renegotiation's new tracks in an operation it queues behind
+    /// `set_local_description`. The server starts sending as soon as it has the answer, and a packet that
+    /// arrives before the stream is open is taken for an undeclared SSRC: webrtc-rs probes that stream for
+    /// a MID and RID, taking every other packet from the real track meanwhile, finds no RID on a plain
+    /// track, and closes the stream, which silently ends the real track (seen in CI: audio stopped after
+    /// nine packets). So the answer waits (bounded) until every mid the offer sends on has a receiving track.
+    async fn wait_for_receivers(&self, mids: &[String]) {
+        let start = tokio::time::Instant::now();
+        let deadline = start + RECEIVERS_WAIT;
+        loop {
+            let mut waiting = None;
+            for t in self.pc.get_transceivers().await {
+                let Some(mid) = t.mid() else { continue };
+                if !mids.iter().any(|m| m.as_str() == mid.as_str()) {
+                    continue;
+                }
+                let receiving = t
+                    .receiver()
+                    .await
+                    .tracks()
+                    .await
+                    .iter()
+                    .any(|r| r.ssrc() != 0);
+                if !receiving {
+                    waiting = Some(mid);
+                    break;
+                }
+            }
+            let Some(mid) = waiting else {
+                debug!(?mids, waited = ?start.elapsed(), "receive streams open");
+                return;
+            };
+            if tokio::time::Instant::now() >= deadline {
+                debug!(%mid, "answering before webrtc-rs opened this mid's receive stream");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub(crate) async fn add_remote_candidate(&self, candidate: String) -> Result<(), ClientError> {
         crate::publisher::add_remote_candidate(&self.pc, candidate).await
     }
@@ -129,6 +175,19 @@ impl Subscriber {
             debug!(%err, "closing subscriber connection");
         }
     }
+}
+
+/// The mids of `offer`'s media sections that the server sends on (`sendonly`, with their SSRCs declared).
+fn sending_mids(offer: &RTCSessionDescription) -> Vec<String> {
+    let Ok(parsed) = offer.unmarshal() else {
+        return Vec::new();
+    };
+    parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| m.attribute("sendonly").is_some() && m.attribute("ssrc").is_some())
+        .filter_map(|m| m.attribute("mid").flatten().map(str::to_owned))
+        .collect()
 }
 
 /// Reads (and drops) the RTCP of one receiver until it closes, so that the interceptors see it.
