@@ -34,7 +34,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
     /// Publishers per room; each publishes synthetic VP8 video (and Opus audio with --audio) and receives the
-    /// other publishers, like a participant in a call.
+    /// other publishers, like a participant in a call. 0 (without --data-participants) is an idle run: everyone
+    /// connects and nothing flows, which measures the server's memory per connected participant.
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
     /// Receive-only participants per room.
@@ -146,12 +147,6 @@ impl Config {
         }
         if args.rooms == 0 {
             return Err(invalid("rooms", "must be at least 1"));
-        }
-        if args.publishers == 0 && args.data_participants == 0 {
-            return Err(invalid(
-                "publishers",
-                "must be at least 1 without --data-participants (nothing to forward otherwise)",
-            ));
         }
         if args.data_participants > 0 {
             if !(1..=10_000).contains(&args.data_rate) {
@@ -372,6 +367,12 @@ mod tests {
         );
         let c = args(&["--url", "wss://example.test"]).expect("valid");
         assert!(c.metrics.is_none() && c.http.is_none());
+    }
+
+    #[test]
+    fn an_idle_run_has_no_publishers() {
+        let c = args(&["--publishers", "0", "--subscribers", "200"]).expect("valid");
+        assert_eq!((c.publishers, c.participants()), (0, 200));
     }
 
     #[test]

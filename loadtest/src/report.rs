@@ -10,7 +10,7 @@ use chorus_client::{LatencyHistogram, ReceivedTrackStats, TrackKind};
 use serde::Serialize;
 
 use crate::data::{DataFigures, KindFigures};
-use crate::scrape::ServerSample;
+use crate::scrape::{bucket_quantile, ServerSample};
 
 /// Bumped when a field changes meaning or disappears (new fields may be added without a bump).
 pub const REPORT_VERSION: u32 = 1;
@@ -42,6 +42,10 @@ pub struct ServerFigures {
     pub plis_sent: Option<u64>,
     /// Resident memory at the end of the window.
     pub rss_bytes: Option<u64>,
+    /// The SFU's own share of the latency, from the server's histogram: a forwarded datagram's receive to its
+    /// last copy handed to the kernel (interpolated within the histogram's buckets).
+    pub forwarding_latency_ms_p50: Option<f64>,
+    pub forwarding_latency_ms_p99: Option<f64>,
 }
 
 /// Every figure of one run; `null` in JSON where it could not be measured.
@@ -80,6 +84,11 @@ pub struct Report {
     pub server_cpu_us_per_forwarded_packet: Option<f64>,
     /// Video streams one fully busy core would carry at the measured CPU cost: streams / cores used.
     pub subscriber_video_streams_per_core: Option<f64>,
+    /// Server resident memory before anyone joined.
+    pub server_rss_bytes_before_join: Option<u64>,
+    /// Growth of the server's resident memory from before the joins to the start of the window, per joined
+    /// participant (with `--publishers 0`: what an idle connected participant costs).
+    pub server_rss_bytes_per_participant: Option<f64>,
     /// Data-channel load (`--data-participants`): delivery and latency per channel kind; `null` without it.
     pub data: Option<DataFigures>,
 }
@@ -164,7 +173,33 @@ pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<Ser
         nacks_received: delta(before.nacks_received, after.nacks_received),
         plis_sent: delta(before.plis_sent, after.plis_sent),
         rss_bytes: after.rss_bytes.map(|b| b as u64),
+        forwarding_latency_ms_p50: bucket_quantile(
+            &before.forwarding_latency,
+            &after.forwarding_latency,
+            0.5,
+        )
+        .map(|s| s * 1e3),
+        forwarding_latency_ms_p99: bucket_quantile(
+            &before.forwarding_latency,
+            &after.forwarding_latency,
+            0.99,
+        )
+        .map(|s| s * 1e3),
     })
+}
+
+/// Resident memory before the joins, and its growth per joined participant up to `window_start`.
+pub fn memory_per_participant(
+    before_join: Option<&ServerSample>,
+    window_start: Option<&ServerSample>,
+    joined: usize,
+) -> (Option<u64>, Option<f64>) {
+    let before = before_join.and_then(|s| s.rss_bytes);
+    let growth = before
+        .zip(window_start.and_then(|s| s.rss_bytes))
+        .filter(|_| joined > 0)
+        .map(|(b, a)| (a - b) / joined as f64);
+    (before.map(|b| b as u64), growth)
 }
 
 impl Report {
@@ -217,6 +252,8 @@ impl Report {
             server,
             server_cpu_us_per_forwarded_packet: cpu_per_packet,
             subscriber_video_streams_per_core: streams_per_core,
+            server_rss_bytes_before_join: None,
+            server_rss_bytes_per_participant: None,
             data: None,
         }
     }
@@ -300,6 +337,18 @@ impl fmt::Display for Report {
                     "server CPU      {} per forwarded packet, {} subscriber video streams per core",
                     Opt(self.server_cpu_us_per_forwarded_packet, " µs"),
                     Opt(self.subscriber_video_streams_per_core, ""),
+                )?;
+                writeln!(
+                    f,
+                    "server latency  p50 {}, p99 {} (receive → last copy sent, the SFU's own share)",
+                    Opt(s.forwarding_latency_ms_p50, " ms"),
+                    Opt(s.forwarding_latency_ms_p99, " ms"),
+                )?;
+                writeln!(
+                    f,
+                    "server memory   {} resident at the end, {} per participant (growth since before the joins)",
+                    Opt(s.rss_bytes.map(|b| b as f64 / 1e6), " MB"),
+                    Opt(self.server_rss_bytes_per_participant.map(|b| b / 1e3), " KB"),
                 )
             }
             None => writeln!(f, "server          n/a (no /metrics figures)"),

@@ -50,9 +50,11 @@ struct Participant {
 pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunError> {
     let ttl = config.duration + config.settle_timeout + Duration::from_secs(600);
     let tokens = Tokens::new(&config.tokens, config.http.as_ref(), ttl).await?;
+    let mut before_join = None;
     if let Some(url) = &config.metrics {
-        if let Err(e) = scrape::scrape(url).await {
-            progress(&format!("warning: {e}; server CPU figures will be missing"));
+        match scrape::sample(url).await {
+            Ok(s) => before_join = Some(s),
+            Err(e) => progress(&format!("warning: {e}; server CPU figures will be missing")),
         }
     }
 
@@ -97,7 +99,7 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
     let before = snapshot(&participants);
     let server_before = sample(config).await;
     let window_start = Instant::now();
-    let mut last = (window_start, before.clone(), server_before);
+    let mut last = (window_start, before.clone(), server_before.clone());
     let end = window_start + config.duration;
     while Instant::now() < end {
         let next = (Instant::now() + config.progress_interval).min(end);
@@ -128,6 +130,11 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
     for (b, a) in before.iter().zip(&after) {
         received.add(b, a);
     }
+    let (rss_before_join, rss_per_participant) = report::memory_per_participant(
+        before_join.as_ref(),
+        server_before.as_ref(),
+        participants.len(),
+    );
     let server = server_before
         .as_ref()
         .zip(server_after.as_ref())
@@ -151,6 +158,8 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         &received,
         server,
     );
+    report.server_rss_bytes_before_join = rss_before_join;
+    report.server_rss_bytes_per_participant = rss_per_participant;
     if config.data_participants > 0 {
         let others = config.per_room().saturating_sub(1) as u64;
         report.data = Some(tally.figures(config.data, config.data_participants, others));

@@ -59,6 +59,10 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
     assert!(server.forwarded_packets > 0, "{server:?}");
     assert!(server.forwarded_video_packets.is_some_and(|n| n > 0));
     assert!(server.forwarded_audio_packets.is_some_and(|n| n > 0));
+    // The server's own latency histogram saw the forwarded packets (its p50 is far below its 50 ms top bound).
+    assert!(server.forwarding_latency_ms_p50.is_some(), "{server:?}");
+    assert!(report.server_rss_bytes_before_join.is_some_and(|b| b > 0));
+    assert!(report.server_rss_bytes_per_participant.is_some());
 
     let text = std::fs::read_to_string(&json).context("JSON report written")?;
     let _ = std::fs::remove_file(&json);
@@ -82,6 +86,8 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         "server",
         "server_cpu_us_per_forwarded_packet",
         "subscriber_video_streams_per_core",
+        "server_rss_bytes_before_join",
+        "server_rss_bytes_per_participant",
     ] {
         assert!(v.get(field).is_some(), "JSON report lacks {field}: {text}");
     }
@@ -90,6 +96,10 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
     assert!(v["server"]["forwarded_packets"]
         .as_u64()
         .is_some_and(|n| n > 0));
+    assert!(
+        v["server"]["forwarding_latency_ms_p99"].is_number()
+            || v["server"]["forwarding_latency_ms_p99"].is_null()
+    );
     Ok(())
 }
 
