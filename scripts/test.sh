@@ -74,8 +74,8 @@ check_tools() {
   echo "node $(node --version), npm $(npm --version 2>/dev/null)"
 }
 
-# redis-server for the cluster tests (signaling/tests/cluster.rs and the Redis store tests start their own on a
-# free loopback port).
+# redis-server for the cluster tests (signaling/tests/server/cluster.rs and the Redis store tests start their own
+# on a free loopback port).
 need_redis() {
   if command -v redis-server >/dev/null; then
     return

@@ -1,6 +1,6 @@
 //! Two Rust clients joining one room through different nodes of a two-node cluster (one real `redis-server` on
 //! loopback): the node they did not reach redirects them, they meet in one room and exchange audio and video
-//! through the room's node. The placement itself is tested in `signaling/tests/cluster.rs`.
+//! through the room's node. The placement itself is tested in `signaling/tests/server/cluster.rs`.
 
 use std::time::Duration;
 

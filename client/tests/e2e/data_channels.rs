@@ -266,7 +266,7 @@ async fn a_receiver_that_stops_reading_is_disconnected_and_does_not_slow_the_oth
     // Bob received all 6 MB (transfer checks every message) while carol was stalled and then gone. The RSS
     // figure is printed, not asserted: server and clients share this process, so it also counts carol's
     // client-side buffers. That the server holds at most the configured buffer for a stalled receiver is
-    // asserted exactly in sfu/tests/data_channels.rs.
+    // asserted exactly in sfu/tests/worker_core/data_channels.rs.
     Ok(())
 }
 

@@ -1,14 +1,12 @@
 //! `/v1/rooms` against a real server (signaling only; media moderation is in `client/tests/e2e/api_moderation.rs`):
 //! create with options, list, get, participant limit, delete, participants, remove, grants, empty timeouts.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, join, left_reason, try_join, Api};
 use chorus_protocol::{ErrorCode, ServerMessage};
 use chorus_signaling::testing::TestServer;
 use serde_json::json;
-use support::{join, left_reason, try_join, Api};
 
 async fn wait_until_gone(api: &Api, room: &str, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;

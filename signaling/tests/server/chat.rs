@@ -2,17 +2,15 @@
 //! who may edit and delete, the `canChat` grant, text limits, the rate limit, typing (and its expiry), the
 //! server API's history, and history surviving a server restart.
 //!
-//! Run: `cargo test -p chorus-signaling --release --test chat`.
-
-mod support;
+//! Run: `cargo test -p chorus-signaling --release --test server chat::`.
 
 use std::time::Duration;
 
+use crate::support::{join_with, recv_until, recv_within, send, Api, TempDir, Ws};
 use chorus_protocol::{ChatMessage, ErrorCode, ErrorMessage, ServerMessage};
 use chorus_signaling::auth::Grants;
 use chorus_signaling::testing::TestServer;
 use serde_json::json;
-use support::{join_with, recv_until, recv_within, send, Api, TempDir, Ws};
 
 /// Joins and reads the `chatHistory` that follows `joined` (none means an empty history: a `ping` sent after
 /// `joined` is answered after it).

@@ -3,13 +3,11 @@
 //! loss and a lower score, the worker's histograms count participant-seconds, and removing a participant
 //! reports its session summary.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Harness, ALICE, BOB};
 use chorus_sfu::{Command, Event, ParticipantKey, ParticipantStats, TrackKey};
-use support::{Harness, ALICE, BOB};
 
 fn stats_of(h: &mut Harness, who: ParticipantKey) -> ParticipantStats {
     let slot = Arc::new(Mutex::new(None));

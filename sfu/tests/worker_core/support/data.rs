@@ -24,7 +24,6 @@ pub struct Received {
 
 pub struct DataClient {
     pub key: ParticipantKey,
-    pub identity: String,
     pub rtc: Rtc,
     pub addr: std::net::SocketAddr,
     pub reliable: ChannelId,
@@ -38,7 +37,6 @@ pub struct DataClient {
 pub struct DataNet {
     pub now: Instant,
     pub core: WorkerCore,
-    pub server: std::net::SocketAddr,
     pub events: Arc<Mutex<Vec<Event>>>,
     pub clients: Vec<DataClient>,
 }
@@ -62,7 +60,6 @@ impl DataNet {
         let mut net = DataNet {
             now,
             core,
-            server,
             events,
             clients: Vec::new(),
         };
@@ -131,7 +128,6 @@ impl DataNet {
         accept_answer(&mut rtc, pending, &answer);
         self.clients.push(DataClient {
             key,
-            identity: identity.to_owned(),
             rtc,
             addr: client_addr,
             reliable,

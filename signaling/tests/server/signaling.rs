@@ -1,8 +1,6 @@
 //! Signaling over a real WebSocket against an in-process server: joining, errors, events, resume.
 //! Media is covered by `client/tests` (Rust peers) and `tests/browser` (Chromium).
 
-mod support;
-
 use std::time::Duration;
 
 use chorus_protocol::{ErrorCode, ServerMessage};
@@ -13,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{join, recv, recv_until, send, Ws};
+use crate::support::{join, recv, recv_until, send, Ws};
 
 async fn connect(url: &str) -> Ws {
     connect_async(url).await.expect("websocket connects").0
@@ -356,16 +354,18 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn a_sessions_log_lines_carry_its_room_and_identity() {
-    // The only test in this binary that installs a subscriber; the others' lines land here too, harmlessly.
+    // A subscriber for this thread only, not the process: the other modules' tests run in parallel in this
+    // binary and must neither log into this buffer nor find a global subscriber taken. This test's runtime is
+    // current-thread, so the server's tasks (the session that logs `joined`) run on this thread and log here.
     let logs = Captured::default();
     let writer = logs.clone();
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
         .with_env_filter("chorus_signaling=debug")
         .with_writer(move || writer.clone())
-        .try_init()
-        .expect("no other subscriber in this test binary");
+        .finish();
+    let _scoped = tracing::subscriber::set_default(subscriber);
     let ts = TestServer::start().await.expect("server starts");
     let (_ws, _) = join(&ts, "logged-room", "logged-alice").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

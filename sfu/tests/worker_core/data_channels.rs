@@ -2,12 +2,10 @@
 //! targeting, the sender's identity stamped by the server, permission, size and rate limits, and a receiver
 //! that stops reading.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::data::DataNet;
 use chorus_sfu::{DataLimits, DataRejection, Event};
-use support::data::DataNet;
 
 const ALICE: usize = 0;
 const BOB: usize = 1;

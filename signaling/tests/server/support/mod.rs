@@ -1,6 +1,5 @@
 //! Helpers shared by the server-API integration tests: a WebSocket participant and a small `/v1` client; nodes
 //! of a cluster (`cluster.rs`); a webhook receiver (`hooks.rs`).
-#![allow(dead_code)] // each test file uses a different subset
 
 use std::time::Duration;
 

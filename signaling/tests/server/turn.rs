@@ -1,17 +1,15 @@
 //! The embedded TURN server against webrtc-rs's TURN client on loopback: credentials from the join response
 //! allocate; wrong, forged and expired ones do not; the relay refuses loopback peers other than the SFU's media
 //! address (and the allowed CIDR); the per-participant quota holds; TURN over TCP frames and survives garbage;
-//! a TCP allocation is released when its connection closes; TURN over TLS serves the configured certificate (fixtures in `tests/data`, a test CA valid 2020-2120).
-
-mod support;
+//! a TCP allocation is released when its connection closes; TURN over TLS serves the configured certificate (fixtures in `tests/server/data`, a test CA valid 2020-2120).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{join, metrics, sample};
 use chorus_signaling::testing::TestServer;
 use chorus_signaling::turn::{credentials, PeerPolicy, TurnSettings, TurnTls};
-use support::{join, metrics, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use turn::client::{Client, ClientConfig};
@@ -346,10 +344,10 @@ async fn a_tcp_allocation_is_released_when_its_connection_closes() {
     );
 }
 
-/// The test certificate (for `localhost` and 127.0.0.1, issued by the test CA) in `tests/data`.
+/// The test certificate (for `localhost` and 127.0.0.1, issued by the test CA) in `tests/server/data`.
 fn test_file(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("tests/server/data")
         .join(name)
 }
 

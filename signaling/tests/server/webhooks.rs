@@ -2,16 +2,14 @@
 //! events in order, gets retries after answering 500, receives events that were still queued when the server
 //! restarted, and the store keeps a dead letter after the last attempt.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::hooks::{kinds, webhook_settings, Hit, Receiver, CALL};
+use crate::support::{join, left_reason, metrics, sample, send, TempDir};
 use chorus_signaling::auth::ApiKey;
 use chorus_signaling::store::Store;
 use chorus_signaling::testing::TestServer;
-use support::hooks::{kinds, webhook_settings, Hit, Receiver, CALL};
-use support::{join, left_reason, metrics, sample, send, TempDir};
 
 /// Two participants come and go in `room`: six events.
 async fn short_call(ts: &TestServer, room: &str) {

@@ -3,14 +3,12 @@
 //! get the retryable `unavailable` within seconds instead of hanging, nothing panics, and once Redis is back the
 //! cluster carries on where it was: the room stays on its node and new rooms are placed again.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cluster::{cluster, host_of, join_via, node_index};
+use crate::support::{self, recv, send};
 use chorus_protocol::{ErrorCode, ErrorMessage, ServerMessage};
 use chorus_signaling::testing::{RedisServer, TestServer};
-use support::cluster::{cluster, host_of, join_via, node_index};
-use support::{recv, send};
 use tokio::time::Instant;
 use tokio_tungstenite::connect_async;
 

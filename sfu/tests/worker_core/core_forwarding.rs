@@ -2,15 +2,13 @@
 //! clock, and the sans-IO `WorkerCore` between them. Proves negotiation, ICE-lite, DTLS-SRTP, forwarding with
 //! continuous rewritten sequence numbers, keyframe requests upstream, NACK repair, and mute/republish continuity.
 
-mod support;
-
 use std::time::Duration;
 
 use chorus_sfu::{Command, Event, ParticipantKey, PcKind, TrackKey};
 use str0m::format::Codec;
 use str0m::media::KeyframeRequestKind;
 
-use support::{addr, assert_consecutive, Harness, ALICE, BOB};
+use crate::support::{addr, assert_consecutive, Harness, ALICE, BOB};
 
 #[test]
 fn forwards_video_between_two_clients_with_continuous_numbering() {

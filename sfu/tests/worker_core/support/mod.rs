@@ -1,6 +1,5 @@
 //! A virtual network and clock for driving the sans-IO `WorkerCore` with real str0m clients: alice publishes,
 //! bob subscribes, and every datagram between them and the SFU passes through [`Harness::run`].
-#![allow(dead_code)] // each test file uses part of the harness
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,14 +3,12 @@
 //! pause, a publisher's dropped layer, and dynacast. (str0m's VP8 packetizer sends no PictureID, so picture-id
 //! continuity across switches is covered by the `vp8` unit tests and the browser test instead.)
 
-mod support;
-
 use std::time::Duration;
 
 use chorus_sfu::{Command, Event, Quality, SubscriptionPreference, TrackKey};
 
-use support::simulcast::RIDS;
-use support::{assert_consecutive, Harness, ALICE, BOB};
+use crate::support::simulcast::RIDS;
+use crate::support::{assert_consecutive, Harness, ALICE, BOB};
 
 const ALL: u8 = 0b111;
 const TRACK: TrackKey = TrackKey(100);

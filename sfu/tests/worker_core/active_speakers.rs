@@ -2,8 +2,6 @@
 //! packets carry an audio level (RFC 6464); speech makes her an active speaker of the room (one
 //! `ActiveSpeakers` event), silence ends it after the hold time, muting ends it too, and leaving clears her.
 
-mod support;
-
 use std::time::Duration;
 
 use chorus_sfu::speakers::HOLD;
@@ -11,7 +9,7 @@ use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, TrackKey, TrackSpec}
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaTime, Mid};
 
-use support::{Harness, ALICE};
+use crate::support::{Harness, ALICE};
 
 const MIC: TrackKey = TrackKey(7);
 

@@ -1,12 +1,10 @@
 //! Server-API authentication and request hygiene against a real server: 401/403/400/413/415/404 with JSON bodies,
 //! and the OpenAPI document matching the routes the server answers.
 
-mod support;
-
+use crate::support::Api;
 use chorus_signaling::auth::{now_unix_secs, Grants, TokenRequest};
 use chorus_signaling::testing::TestServer;
 use serde_json::{json, Value};
-use support::Api;
 
 fn sign(ts: &TestServer, claims: Value) -> String {
     jsonwebtoken::encode(

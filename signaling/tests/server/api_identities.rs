@@ -1,14 +1,12 @@
 //! `/v1/identities` against a real server: create, read, scoped tokens, revoke (live participant disconnected,
 //! new joins refused), delete, and persistence across a restart on the same data directory.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{self, join_with, left_reason, try_join, Api, TempDir};
 use chorus_protocol::{ErrorCode, ServerMessage};
 use chorus_signaling::testing::TestServer;
 use serde_json::json;
-use support::{join_with, left_reason, try_join, Api, TempDir};
 
 fn token_of(v: &serde_json::Value) -> String {
     v["token"].as_str().expect("token in answer").to_string()

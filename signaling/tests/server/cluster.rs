@@ -4,17 +4,15 @@
 //! rooms are placed again elsewhere. The server API works alike through any node (calls about a room reach its
 //! node; create places the room like a join; the list covers every node), and a call's webhooks arrive once.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cluster::{cluster, cluster_with, host_of, join_via, node_index};
+use crate::support::hooks::{kinds, webhook_settings, Receiver, CALL};
+use crate::support::{self, left_reason, recv_until, send, Api};
 use chorus_protocol::{ErrorCode, ServerMessage};
 use chorus_signaling::cluster::HEARTBEAT;
 use chorus_signaling::testing::{RedisServer, TestServer};
 use serde_json::json;
-use support::cluster::{cluster, cluster_with, host_of, join_via, node_index};
-use support::hooks::{kinds, webhook_settings, Receiver, CALL};
-use support::{left_reason, recv_until, send, Api};
 use tokio_tungstenite::connect_async;
 
 #[tokio::test(flavor = "multi_thread")]
