@@ -14,6 +14,9 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError}
 /// How many packets per outgoing video stream str0m keeps for answering NACKs.
 const VIDEO_SEND_BUFFER: usize = 1000;
 
+/// At most this many due timeouts are handled inside one [`Peer::poll`] (each can release one paced packet).
+const INLINE_TIMEOUT_ROUNDS: u32 = 32;
+
 /// How often str0m reports per-stream stats (the worker counts NACKs received from them).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -128,12 +131,22 @@ impl Peer {
         Ok(())
     }
 
-    /// Drain output until str0m asks to be woken later: transmits to `transmits`, events to `events`.
+    /// Drain output until str0m asks to be woken later than `now`: transmits to `transmits`, events to `events`.
+    ///
+    /// A timeout that is already due is handled on the spot and the drain goes on. str0m's pacer releases one
+    /// packet per timer round (it asks for an immediate timeout after each), so without this every forwarded
+    /// copy would wait for the worker's next loop iteration: a deadline scan over every participant, a timer
+    /// pass and a second flush, per packet. Bounded, so a peer that keeps asking for "now" cannot hold the
+    /// worker; the rest then waits for the next iteration as before.
     pub fn poll(
         &mut self,
+        now: Instant,
         transmits: &mut VecDeque<Transmit>,
         events: &mut Vec<Event>,
     ) -> Result<(), PeerError> {
+        let mut rounds = 0;
+        let mut idle_rounds = 0;
+        let mut produced = false;
         loop {
             if !self.rtc.is_alive() {
                 // Nothing more will come; wake rarely so the owner notices and cleans up.
@@ -142,11 +155,23 @@ impl Peer {
             }
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => {
-                    self.deadline = t;
-                    return Ok(());
+                    idle_rounds = if produced { 0 } else { idle_rounds + 1 };
+                    if t > now || rounds >= INLINE_TIMEOUT_ROUNDS || idle_rounds > 2 {
+                        self.deadline = t;
+                        return Ok(());
+                    }
+                    rounds += 1;
+                    produced = false;
+                    self.rtc.handle_input(Input::Timeout(now))?;
                 }
-                Output::Transmit(t) => transmits.push_back(t),
-                Output::Event(e) => events.push(e),
+                Output::Transmit(t) => {
+                    produced = true;
+                    transmits.push_back(t)
+                }
+                Output::Event(e) => {
+                    produced = true;
+                    events.push(e)
+                }
             }
         }
     }

@@ -270,7 +270,7 @@ impl WorkerCore {
             };
             self.current = Some(pk);
             let peer = p.peer(pc);
-            let result = peer.poll(&mut self.transmits, &mut events);
+            let result = peer.poll(now, &mut self.transmits, &mut events);
             let alive = peer.is_alive();
             for e in events.drain(..) {
                 self.handle_rtc_event(now, pk, pc, e);
