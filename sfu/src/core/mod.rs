@@ -1,6 +1,7 @@
 //! The sans-IO heart of a media worker: rooms, participants and forwarding, driven by `(now, input)`.
 //!
-//! This file owns the entry points, the panic guard and the work queues; `membership.rs` owns adding, removing
+//! This file owns the entry points, the panic guard and the work queues; `commands.rs` applies the signaling
+//! side's commands; `rtc_events.rs` handles str0m's events; `membership.rs` owns adding, removing
 //! and (un)subscribing participants and tracks; `fanout.rs` owns the packet path; `quality.rs` feeds the
 //! participants' call-quality meters; `speakers.rs` the rooms' active speakers.
 //!
@@ -14,9 +15,8 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use str0m::bwe::BweKind;
 use str0m::net::{Protocol, Transmit};
-use str0m::{Event as RtcEvent, IceConnectionState};
+use str0m::Event as RtcEvent;
 
 use crate::api::{Command, DataLimits, Event, ParticipantKey, PcKind, RoomKey, TrackKey};
 use crate::histogram::WorkerHistograms;
@@ -27,10 +27,12 @@ use crate::router::Router;
 pub use crate::stats::WorkerStats;
 use crate::stats::{EgressTally, WorkerGauges};
 
+mod commands;
 mod data;
 mod fanout;
 mod membership;
 mod quality;
+mod rtc_events;
 mod simulcast;
 mod speakers;
 
@@ -293,205 +295,6 @@ impl WorkerCore {
     fn emit_for(&self, pk: ParticipantKey, event: Event) {
         if let Some(p) = self.participants.get(&pk) {
             self.emit(p.room, event);
-        }
-    }
-
-    fn apply_command(&mut self, now: Instant, cmd: Command) {
-        match cmd {
-            Command::CreateRoom { room, events } => {
-                self.rooms.entry(room).or_insert(RoomMedia {
-                    events,
-                    participants: Vec::new(),
-                    speakers: Default::default(),
-                });
-            }
-            Command::RemoveRoom { room, done } => {
-                if let Some(r) = self.rooms.get(&room) {
-                    for pk in r.participants.clone() {
-                        self.remove_participant(now, pk);
-                    }
-                }
-                self.rooms.remove(&room);
-                if let Some(done) = done {
-                    done();
-                }
-            }
-            Command::AddParticipant {
-                room,
-                participant,
-                identity,
-                can_publish_data,
-            } => self.add_participant(now, room, participant, identity, can_publish_data),
-            Command::SetCanPublishData {
-                participant,
-                allowed,
-            } => self.set_can_publish_data(participant, allowed),
-            Command::SendData { room, message } => self.send_server_data(now, room, &message),
-            Command::PublisherOffer {
-                participant,
-                sdp,
-                tracks,
-            } => self.publisher_offer(participant, &sdp, &tracks),
-            Command::SubscriberAnswer { participant, sdp } => {
-                let Some(p) = self.participants.get_mut(&participant) else {
-                    return;
-                };
-                self.current = Some(participant);
-                match p.accept_subscriber_answer(&sdp) {
-                    Ok(next) => {
-                        self.mark_dirty(participant, PcKind::Subscriber);
-                        if let Some(offer) = next {
-                            self.emit_for(participant, offer);
-                        }
-                    }
-                    Err(reason) => self.emit_for(
-                        participant,
-                        Event::NegotiationFailed {
-                            participant,
-                            pc: PcKind::Subscriber,
-                            reason,
-                        },
-                    ),
-                }
-            }
-            Command::RemoteCandidate {
-                participant,
-                pc,
-                candidate,
-            } => {
-                let Some(p) = self.participants.get_mut(&participant) else {
-                    return;
-                };
-                self.current = Some(participant);
-                match p.add_remote_candidate(pc, &candidate) {
-                    Ok(()) => self.mark_dirty(participant, pc),
-                    Err(reason) => tracing::debug!(%participant, %reason, "ignored candidate"),
-                }
-            }
-            Command::SetSubscribed {
-                subscriber,
-                track,
-                subscribed,
-            } => {
-                self.set_subscribed(subscriber, track, subscribed);
-                self.allocate_for(now, subscriber);
-                self.update_dynacast(now, track);
-            }
-            Command::SetPreference {
-                subscriber,
-                track,
-                preference,
-            } => self.set_preference(now, subscriber, track, preference),
-            Command::SetEstimateCap {
-                participant,
-                cap_bps,
-            } => self.set_estimate_cap(now, participant, cap_bps),
-            Command::QueryStats { participant, reply } => {
-                reply(self.participant_stats(now, participant))
-            }
-            Command::SetTrackMuted { track, muted } => self.set_muted(now, track, muted),
-            Command::UnpublishTrack { track } => self.unpublish(track),
-            Command::ResendSubscriberOffer { participant } => {
-                if let Some(offer) = self
-                    .participants
-                    .get(&participant)
-                    .and_then(|p| p.outstanding_offer())
-                {
-                    self.emit_for(participant, offer);
-                }
-            }
-            Command::RemoveParticipant { participant } => self.remove_participant(now, participant),
-            Command::Shutdown => {}
-        }
-    }
-
-    /// End participants whose connection stayed ICE-disconnected past the grace period.
-    fn expire_disconnected(&mut self, now: Instant) {
-        let gone: Vec<(ParticipantKey, PcKind)> = self
-            .participants
-            .iter_mut()
-            .flat_map(|(k, p)| {
-                [PcKind::Publisher, PcKind::Subscriber]
-                    .into_iter()
-                    .filter(|pc| {
-                        p.ice_disconnected_since(*pc).is_some_and(|t| {
-                            now.saturating_duration_since(t) >= ICE_DISCONNECT_GRACE
-                        })
-                    })
-                    .map(|pc| (*k, pc))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for (pk, pc) in gone {
-            self.fail_participant(now, pk, format!("{pc:?} connection: ICE disconnected"));
-        }
-    }
-
-    fn handle_rtc_event(&mut self, now: Instant, pk: ParticipantKey, pc: PcKind, e: RtcEvent) {
-        match e {
-            RtcEvent::Connected => {
-                if pc == PcKind::Subscriber {
-                    self.connected_subscribers.insert(pk);
-                }
-                self.emit_for(
-                    pk,
-                    Event::Connected {
-                        participant: pk,
-                        pc,
-                    },
-                );
-            }
-            // Disconnected is transient in ICE (a pair not yet confirmed, a pause of consent): give the
-            // connection a grace period to come back before treating it as gone (see `expire_disconnected`).
-            RtcEvent::IceConnectionStateChange(state) => {
-                if let Some(p) = self.participants.get_mut(&pk) {
-                    let since = p.ice_disconnected_since(pc);
-                    *since = match state {
-                        IceConnectionState::Disconnected => Some(since.unwrap_or(now)),
-                        _ => None,
-                    };
-                }
-            }
-            RtcEvent::RtpPacket(pkt) if pc == PcKind::Publisher => {
-                self.stats.rtp_in += 1;
-                self.forward(now, pk, pkt);
-            }
-            RtcEvent::KeyframeRequest(req) if pc == PcKind::Subscriber => {
-                self.stats.keyframe_requests_received += 1;
-                // A keyframe of the layer this subscriber receives.
-                let wanted = self.participants.get(&pk).and_then(|p| {
-                    let track = *p.out_by_mid.get(&req.mid)?;
-                    Some((track, p.out.get(&track)?.selector.current()?))
-                });
-                if let Some((track, layer)) = wanted {
-                    self.request_keyframe(now, track, Some(layer));
-                }
-            }
-            RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
-                estimate,
-                can_probe,
-            }) if pc == PcKind::Subscriber => {
-                self.on_estimate(now, pk, estimate.as_u64(), can_probe);
-            }
-            RtcEvent::MediaEgressStats(s) if pc == PcKind::Subscriber => {
-                self.egress.record(now, pk, &s, &mut self.stats);
-                self.on_egress_stats(pk, &s);
-            }
-            RtcEvent::MediaIngressStats(s) if pc == PcKind::Publisher => {
-                self.on_ingress_stats(pk, &s)
-            }
-            RtcEvent::PeerStats(s) => self.on_peer_stats(pk, pc, &s),
-            RtcEvent::ChannelOpen(id, label) if pc == PcKind::Publisher => {
-                self.on_channel_open(pk, id, &label)
-            }
-            RtcEvent::ChannelData(data) if pc == PcKind::Publisher => {
-                self.on_channel_data(now, pk, data)
-            }
-            RtcEvent::ChannelClose(id) if pc == PcKind::Publisher => self.on_channel_close(pk, id),
-            RtcEvent::Closed => {
-                self.fail_participant(now, pk, format!("{pc:?} connection closed by the client"));
-            }
-            _ => {}
         }
     }
 }
