@@ -4,7 +4,6 @@
 //! whose protocol is TCP go back to their connection's writer queue.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -14,10 +13,10 @@ use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
 use crate::api::{Command, DataLimits, RoomKey};
-use crate::batch::UdpBatch;
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 use crate::tcp::{self, TcpAcceptor, TcpInput};
+use crate::udp::{UdpBatch, UdpRecvBatch, Wait, RECV_BATCH};
 
 /// The longest a worker sleeps in `recv` before checking its command channel.
 const COMMAND_POLL: Duration = Duration::from_millis(5);
@@ -26,8 +25,13 @@ const COMMAND_POLL: Duration = Duration::from_millis(5);
 /// out every loop iteration.
 const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Largest datagram we accept; anything longer is truncated by the kernel and then rejected by parsing.
-const RECV_BUFFER: usize = 2048;
+/// After the datagrams that woke it, a worker takes what arrived meanwhile, up to this many receive calls,
+/// before sending what they produced: copies to one subscriber then leave in one `sendmmsg` (one wake-up of the
+/// receiver, not one per packet).
+const MAX_RECV_ROUNDS: usize = 4;
+
+/// ... unless the first of them arrived this long ago: the wait adds to their forwarding latency.
+const BATCH_BUDGET: Duration = Duration::from_micros(500);
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -43,6 +47,9 @@ pub struct SfuConfig {
     pub data: DataLimits,
     /// The TCP port for ICE-TCP, shared by all workers (0 lets the OS pick); `None` = no ICE-TCP.
     pub tcp_port: Option<u16>,
+    /// Send runs of datagrams to one destination as one UDP GSO message (Linux; falls back by itself where the
+    /// kernel refuses it).
+    pub udp_gso: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +161,10 @@ impl Sfu {
                 tcp = Some((addr, trx));
             }
             let shared = Arc::clone(&counters);
+            let udp_gso = config.udp_gso;
             let thread = std::thread::Builder::new()
                 .name(format!("chorus-media-{index}"))
-                .spawn(move || run_worker(core, socket, rx, tcp, &shared[index]))
+                .spawn(move || run_worker(core, socket, rx, tcp, &shared[index], udp_gso))
                 .map_err(SfuError::Thread)?;
             tracing::info!(worker = index, %bound, advertised = %local_addr, ice_tcp = ?tcp_addr, "media worker started");
             workers.push(WorkerHandle {
@@ -253,16 +261,14 @@ fn run_worker(
     commands: Receiver<Command>,
     tcp: Option<(SocketAddr, Receiver<TcpInput>)>,
     counters: &WorkerCounters,
+    udp_gso: bool,
 ) {
-    let local_addr = core.local_addr();
     let mut tcp = tcp.map(|(local, inputs)| TcpSide {
         local,
         inputs,
         writers: HashMap::new(),
     });
-    let mut buf = vec![0u8; RECV_BUFFER];
-    let mut batch = UdpBatch::default();
-    let mut read_timeout = None;
+    let mut udp = UdpSide::new(socket, core.local_addr(), udp_gso);
     let mut next_gauges = Instant::now();
     loop {
         // Publish what the last iteration counted: a handful of relaxed stores, read only by scrapes.
@@ -289,58 +295,107 @@ fn run_worker(
         if let Some(tcp) = tcp.as_mut() {
             tcp.drain(&mut core);
         }
-        flush(&socket, &mut core, tcp.as_ref(), &mut batch);
+        udp.flush(&mut core, tcp.as_ref());
+        udp.receive(&mut core, tcp.as_ref(), deadline);
+    }
+}
 
+/// A worker's UDP side: the socket, its receive and send batches, and the arrival times of datagrams whose
+/// copies wait to be sent (for the forwarding latency histogram).
+struct UdpSide {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    inbox: UdpRecvBatch,
+    outbox: UdpBatch,
+    forwarded: Vec<Instant>,
+    read_timeout: Option<Duration>,
+}
+
+impl UdpSide {
+    fn new(socket: UdpSocket, local_addr: SocketAddr, udp_gso: bool) -> Self {
+        UdpSide {
+            socket,
+            local_addr,
+            inbox: UdpRecvBatch::default(),
+            outbox: UdpBatch::new(udp_gso),
+            forwarded: Vec::with_capacity(RECV_BATCH * MAX_RECV_ROUNDS),
+            read_timeout: None,
+        }
+    }
+
+    /// Waits for datagrams until `deadline` (at most [`COMMAND_POLL`]); feeds what came, and what else arrived
+    /// meanwhile (bounded by [`MAX_RECV_ROUNDS`] and [`BATCH_BUDGET`]), to the core; then sends the result.
+    fn receive(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>, deadline: Option<Instant>) {
         // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(COMMAND_POLL)
             .clamp(Duration::from_millis(1), COMMAND_POLL);
         let wait = Duration::from_millis(wait.as_millis() as u64);
-        if read_timeout != Some(wait) {
-            if let Err(e) = socket.set_read_timeout(Some(wait)) {
+        if self.read_timeout != Some(wait) {
+            if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
                 tracing::warn!(error = %e, "set_read_timeout failed");
             }
-            read_timeout = Some(wait);
+            self.read_timeout = Some(wait);
         }
-        match socket.recv_from(&mut buf) {
-            Ok((n, source)) => {
-                core.stats.bytes_in += n as u64;
-                let arrived = Instant::now();
+        match self.inbox.recv(&self.socket, Wait::ForOne) {
+            Ok(0) => return,
+            Ok(_) => {}
+            // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
+            Err(e) => {
+                tracing::trace!(error = %e, "recv");
+                return;
+            }
+        }
+        let first = Instant::now();
+        let mut rounds = 1;
+        loop {
+            let arrived = if rounds == 1 { first } else { Instant::now() };
+            for (source, data) in self.inbox.datagrams() {
+                core.stats.bytes_in += data.len() as u64;
                 let forwarded = core.stats.rtp_forwarded;
-                core.handle_datagram(arrived, source, local_addr, &buf[..n]);
-                flush(&socket, &mut core, tcp.as_ref(), &mut batch);
-                // Forwarding latency: only datagrams that went to a subscriber (one more clock read for them).
+                core.handle_datagram(arrived, source, self.local_addr, data);
                 if core.stats.rtp_forwarded != forwarded {
-                    core.histograms
-                        .forwarding_latency_seconds
-                        .observe(arrived.elapsed().as_secs_f64());
+                    self.forwarded.push(arrived);
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
-            Err(e) => tracing::trace!(error = %e, "recv_from"),
-        }
-    }
-}
-
-fn flush(socket: &UdpSocket, core: &mut WorkerCore, tcp: Option<&TcpSide>, batch: &mut UdpBatch) {
-    while let Some(t) = core.poll_transmit() {
-        if t.proto == Protocol::Tcp {
-            // Queued for the connection's writer thread; a full queue or a gone connection drops it.
-            let sent = tcp
-                .and_then(|tcp| tcp.writers.get(&t.destination))
-                .zip(tcp::frame(&t.contents))
-                .is_some_and(|(w, framed)| w.try_send(framed).is_ok());
-            if sent {
-                core.stats.datagrams_out += 1;
-                core.stats.bytes_out += t.contents.len() as u64;
-            } else {
-                core.stats.send_errors += 1;
+            if rounds >= MAX_RECV_ROUNDS || first.elapsed() >= BATCH_BUDGET {
+                break;
             }
-            continue;
+            rounds += 1;
+            if !matches!(self.inbox.recv(&self.socket, Wait::No), Ok(n) if n > 0) {
+                break;
+            }
         }
-        batch.push(t);
+        self.flush(core, tcp);
+        // Forwarding latency of each datagram that went to a subscriber: taken from the socket → copies sent.
+        let sent = Instant::now();
+        for arrived in self.forwarded.drain(..) {
+            core.histograms
+                .forwarding_latency_seconds
+                .observe(sent.duration_since(arrived).as_secs_f64());
+        }
     }
-    batch.send(socket, &mut core.stats);
+
+    /// Sends everything the core has queued: UDP in one batch, TCP to each connection's writer.
+    fn flush(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
+        while let Some(t) = core.poll_transmit() {
+            if t.proto == Protocol::Tcp {
+                // Queued for the connection's writer thread; a full queue or a gone connection drops it.
+                let sent = tcp
+                    .and_then(|tcp| tcp.writers.get(&t.destination))
+                    .zip(tcp::frame(&t.contents))
+                    .is_some_and(|(w, framed)| w.try_send(framed).is_ok());
+                if sent {
+                    core.stats.datagrams_out += 1;
+                    core.stats.bytes_out += t.contents.len() as u64;
+                } else {
+                    core.stats.send_errors += 1;
+                }
+                continue;
+            }
+            self.outbox.push(t);
+        }
+        self.outbox.send(&self.socket, &mut core.stats);
+    }
 }

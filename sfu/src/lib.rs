@@ -8,7 +8,6 @@
 
 pub mod allocator;
 mod api;
-mod batch;
 pub mod core;
 mod data;
 pub mod dynacast;
@@ -28,6 +27,7 @@ mod stats;
 mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod udp;
 pub mod vp8;
 
 pub use api::{

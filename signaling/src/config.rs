@@ -105,6 +105,9 @@ pub struct Config {
     pub rtc_tcp_port: u16,
     /// Offer ICE over TCP at all. Default true.
     pub ice_tcp: bool,
+    /// Send a run of media packets to one client as one UDP GSO message (Linux; the kernel cuts it into the
+    /// same datagrams, for less CPU per packet). Falls back by itself where the kernel refuses. Default true.
+    pub udp_gso: bool,
     /// Embedded TURN server and external TURN servers (`[turn]`).
     pub turn: TurnConfig,
     /// Cluster membership: the shared Redis, this node's id and URL (`[cluster]`).
@@ -136,6 +139,7 @@ impl Default for Config {
             chat_rate_burst: DEFAULT_CHAT_RATE_BURST,
             rtc_tcp_port: DEFAULT_RTC_TCP_PORT,
             ice_tcp: true,
+            udp_gso: true,
             turn: TurnConfig::default(),
             cluster: ClusterConfig::default(),
         }
@@ -240,6 +244,7 @@ impl Config {
         }
         set(&mut self.rtc_tcp_port, &args.rtc_tcp_port);
         set(&mut self.ice_tcp, &args.ice_tcp);
+        set(&mut self.udp_gso, &args.udp_gso);
         self.turn.apply_args(args);
         self.cluster.apply_args(args);
     }
@@ -365,6 +370,7 @@ impl Config {
                 workers,
                 data,
                 tcp_port: self.ice_tcp.then_some(self.rtc_tcp_port),
+                udp_gso: self.udp_gso,
             },
             max_message_bytes: self.max_message_bytes,
             resume_window: Duration::from_secs(self.resume_window_secs),

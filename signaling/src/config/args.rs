@@ -99,6 +99,9 @@ pub struct ServerArgs {
     /// Offer ICE over TCP: true or false [default: true]
     #[arg(long, value_name = "BOOL", env = "CHORUS_ICE_TCP")]
     pub ice_tcp: Option<bool>,
+    /// Send runs of media packets to one client as one UDP GSO message: true or false [default: true]
+    #[arg(long, value_name = "BOOL", env = "CHORUS_UDP_GSO")]
+    pub udp_gso: Option<bool>,
     /// Run the embedded TURN server: true or false [default: true]
     #[arg(long, value_name = "BOOL", env = "CHORUS_TURN")]
     pub turn: Option<bool>,

@@ -96,6 +96,8 @@ fn file_then_flags_then_env() {
         "9100",
         "--log",
         "warn",
+        "--udp-gso",
+        "false",
         "--api-key",
         "flag-key",
         "--api-secret",
@@ -105,6 +107,7 @@ fn file_then_flags_then_env() {
     assert_eq!(config.http_port, 9100);
     assert_eq!(config.rtc_port, 20000);
     assert_eq!(config.log, "warn");
+    assert!(!config.udp_gso);
     let ids: Vec<&str> = config.keys.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(
         ids,
@@ -169,6 +172,7 @@ fn settings_with_keys() {
     assert_eq!(settings.sfu.bind_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     assert_eq!(settings.sfu.port, 7882);
     assert_eq!(settings.sfu.workers, 3);
+    assert!(settings.sfu.udp_gso, "GSO is on by default");
     assert_eq!(
         settings.sfu.advertised_ip,
         "192.0.2.7".parse::<IpAddr>().expect("ip")

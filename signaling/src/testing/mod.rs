@@ -48,6 +48,7 @@ impl TestServer {
             keys: KeyStore::new(vec![key.clone()])?,
             dev_mode: false,
             sfu: chorus_sfu::SfuConfig {
+                udp_gso: true,
                 bind_ip: loopback,
                 port: 0,
                 advertised_ip: loopback,
