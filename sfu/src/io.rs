@@ -25,13 +25,14 @@ const COMMAND_POLL: Duration = Duration::from_millis(5);
 /// out every loop iteration.
 const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// After the datagrams that woke it, a worker takes what arrived meanwhile, up to this many receive calls,
-/// before sending what they produced: copies to one subscriber then leave in one `sendmmsg` (one wake-up of the
-/// receiver, not one per packet).
+/// After the datagrams that woke it, a worker takes what arrived meanwhile, up to this many receive calls of up
+/// to [`RECV_BATCH`] datagrams each, before it waits again.
 const MAX_RECV_ROUNDS: usize = 4;
 
-/// ... unless the first of them arrived this long ago: the wait adds to their forwarding latency.
-const BATCH_BUDGET: Duration = Duration::from_micros(500);
+/// Copies wait to be sent until a forwarded datagram has waited this long (or the input runs dry): several
+/// packets to one subscriber then leave together, as one GSO message (a run of a video frame's packets), at a
+/// bounded cost in latency.
+const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -324,7 +325,8 @@ impl UdpSide {
     }
 
     /// Waits for datagrams until `deadline` (at most [`COMMAND_POLL`]); feeds what came, and what else arrived
-    /// meanwhile (bounded by [`MAX_RECV_ROUNDS`] and [`BATCH_BUDGET`]), to the core; then sends the result.
+    /// meanwhile (up to [`MAX_RECV_ROUNDS`] receive calls), to the core; sends the copies once a forwarded
+    /// datagram has waited [`FLUSH_AFTER`], and at the end.
     fn receive(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>, deadline: Option<Instant>) {
         // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
@@ -338,64 +340,96 @@ impl UdpSide {
             }
             self.read_timeout = Some(wait);
         }
-        match self.inbox.recv(&self.socket, Wait::ForOne) {
-            Ok(0) => return,
-            Ok(_) => {}
-            // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
-            Err(e) => {
-                tracing::trace!(error = %e, "recv");
-                return;
-            }
-        }
-        let first = Instant::now();
-        let mut rounds = 1;
-        loop {
-            let arrived = if rounds == 1 { first } else { Instant::now() };
-            for (source, data) in self.inbox.datagrams() {
-                core.stats.bytes_in += data.len() as u64;
-                let forwarded = core.stats.rtp_forwarded;
-                core.handle_datagram(arrived, source, self.local_addr, data);
-                if core.stats.rtp_forwarded != forwarded {
-                    self.forwarded.push(arrived);
+        let mut how = Wait::ForOne;
+        for _ in 0..MAX_RECV_ROUNDS {
+            match self.inbox.recv(&self.socket, how) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
+                Err(e) => {
+                    tracing::trace!(error = %e, "recv");
+                    break;
                 }
             }
-            if rounds >= MAX_RECV_ROUNDS || first.elapsed() >= BATCH_BUDGET {
-                break;
-            }
-            rounds += 1;
-            if !matches!(self.inbox.recv(&self.socket, Wait::No), Ok(n) if n > 0) {
-                break;
+            how = Wait::No;
+            let arrived = Instant::now();
+            let UdpSide {
+                socket,
+                local_addr,
+                inbox,
+                outbox,
+                forwarded,
+                ..
+            } = self;
+            for (source, data) in inbox.datagrams() {
+                core.stats.bytes_in += data.len() as u64;
+                let before = core.stats.rtp_forwarded;
+                core.handle_datagram(arrived, source, *local_addr, data);
+                if core.stats.rtp_forwarded != before {
+                    forwarded.push(arrived);
+                }
+                if forwarded
+                    .first()
+                    .is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+                {
+                    send(socket, outbox, forwarded, core, tcp);
+                }
             }
         }
-        self.flush(core, tcp);
-        // Forwarding latency of each datagram that went to a subscriber: taken from the socket → copies sent.
+        send(
+            &self.socket,
+            &mut self.outbox,
+            &mut self.forwarded,
+            core,
+            tcp,
+        );
+    }
+
+    /// Sends everything the core has queued.
+    fn flush(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
+        send(
+            &self.socket,
+            &mut self.outbox,
+            &mut self.forwarded,
+            core,
+            tcp,
+        );
+    }
+}
+
+/// Sends everything the core has queued (UDP in one batch, TCP to each connection's writer), then records the
+/// forwarding latency of each datagram in `forwarded` (taken from the socket → its copies sent).
+fn send(
+    socket: &UdpSocket,
+    outbox: &mut UdpBatch,
+    forwarded: &mut Vec<Instant>,
+    core: &mut WorkerCore,
+    tcp: Option<&TcpSide>,
+) {
+    while let Some(t) = core.poll_transmit() {
+        if t.proto == Protocol::Tcp {
+            // Queued for the connection's writer thread; a full queue or a gone connection drops it.
+            let sent = tcp
+                .and_then(|tcp| tcp.writers.get(&t.destination))
+                .zip(tcp::frame(&t.contents))
+                .is_some_and(|(w, framed)| w.try_send(framed).is_ok());
+            if sent {
+                core.stats.datagrams_out += 1;
+                core.stats.bytes_out += t.contents.len() as u64;
+            } else {
+                core.stats.send_errors += 1;
+            }
+            continue;
+        }
+        outbox.push(t);
+    }
+    outbox.send(socket, &mut core.stats);
+    if !forwarded.is_empty() {
         let sent = Instant::now();
-        for arrived in self.forwarded.drain(..) {
+        for arrived in forwarded.drain(..) {
             core.histograms
                 .forwarding_latency_seconds
                 .observe(sent.duration_since(arrived).as_secs_f64());
         }
-    }
-
-    /// Sends everything the core has queued: UDP in one batch, TCP to each connection's writer.
-    fn flush(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>) {
-        while let Some(t) = core.poll_transmit() {
-            if t.proto == Protocol::Tcp {
-                // Queued for the connection's writer thread; a full queue or a gone connection drops it.
-                let sent = tcp
-                    .and_then(|tcp| tcp.writers.get(&t.destination))
-                    .zip(tcp::frame(&t.contents))
-                    .is_some_and(|(w, framed)| w.try_send(framed).is_ok());
-                if sent {
-                    core.stats.datagrams_out += 1;
-                    core.stats.bytes_out += t.contents.len() as u64;
-                } else {
-                    core.stats.send_errors += 1;
-                }
-                continue;
-            }
-            self.outbox.push(t);
-        }
-        self.outbox.send(&self.socket, &mut core.stats);
     }
 }
