@@ -1,6 +1,6 @@
 //! One forwarding decision (`Forwarder::forward`): the per-(subscriber, packet) arithmetic on the hot path,
 //! steady state (anchored, same source) and a source switch (re-anchor on a keyframe).
-//! TODO: a layer-selection bench once the `LayerSelector` (simulcast selection rewrite) lands.
+//! Layer selection has its own bench (`layers.rs`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
