@@ -10,6 +10,7 @@ mod call_quality;
 mod chat;
 mod data;
 mod events;
+mod joining;
 mod media;
 mod member;
 mod quality;
