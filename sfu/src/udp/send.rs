@@ -166,7 +166,8 @@ mod linux {
                 stats,
             );
             if let Some(first) = refused {
-                // GSO refused (old kernel, or a device that cannot): everything from there, one by one.
+                // GSO refused (old kernel, a device that cannot, or a path MTU below the segment size, where plain
+                // datagrams would still be fragmented and delivered): everything from there, one by one.
                 tracing::warn!(
                     "UDP GSO refused by the kernel; sending one datagram per message from now on"
                 );
@@ -222,7 +223,7 @@ mod linux {
                     }
                     k += sent;
                 }
-                Err(Errno::EIO | Errno::EINVAL | Errno::EOPNOTSUPP)
+                Err(Errno::EIO | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EMSGSIZE)
                     if segment.is_some() && chunk[0].len() > 1 =>
                 {
                     return Some(k);
