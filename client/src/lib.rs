@@ -27,7 +27,8 @@
 //! client offers (`publisher.rs`) and a subscriber one on which the server offers (`subscriber.rs`), both built
 //! in `peer.rs`; together they make one session (`session.rs`), replaced by a new one when the client joins
 //! again after losing its connection (`rejoin.rs`); synthetic media in `media.rs`; receive counters in
-//! `stats.rs`; events and the room view in `events.rs`.
+//! `stats.rs` (with the VP8 keyframe sizes of `vp8.rs`, which tell a simulcast layer); events and the room view
+//! in `events.rs`.
 
 mod chat;
 mod connection;
@@ -42,6 +43,7 @@ mod rejoin;
 mod session;
 mod stats;
 mod subscriber;
+pub mod vp8;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +59,7 @@ pub use events::ClientEvent;
 pub use histogram::LatencyHistogram;
 pub use media::MediaOptions;
 pub use publisher::{PublishOptions, PublishedTrack};
-pub use stats::ReceivedTrackStats;
+pub use stats::{FrameSizeStats, ReceivedTrackStats};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
