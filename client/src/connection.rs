@@ -300,12 +300,23 @@ async fn dispatch(d: &Dispatcher, msg: ServerMessage) -> Option<String> {
                 reason,
             });
         }
+        ServerMessage::PublishLayers {
+            track_sid,
+            enabled,
+            layers,
+        } => {
+            d.publisher.on_publish_layers(&track_sid, enabled, &layers);
+            d.events.room_message(ServerMessage::PublishLayers {
+                track_sid,
+                enabled,
+                layers,
+            });
+        }
         room @ (ServerMessage::ParticipantJoined { .. }
         | ServerMessage::TrackPublished { .. }
         | ServerMessage::TrackUnpublished { .. }
         | ServerMessage::TrackMuted { .. }
         | ServerMessage::StreamState { .. }
-        | ServerMessage::PublishLayers { .. }
         | ServerMessage::ActiveSpeakers { .. }
         | ServerMessage::Stats(_)) => d.events.room_message(room),
     }

@@ -28,6 +28,9 @@ pub enum ClientError {
     /// The track sid is not one of this client's published tracks.
     #[error("unknown track {0}")]
     UnknownTrack(String),
+    /// The options asked for something the client cannot do (e.g. simulcast audio, or a bad layer list).
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
 }
 
 impl From<tokio_tungstenite::tungstenite::Error> for ClientError {

@@ -46,6 +46,13 @@ pub enum ClientEvent {
     },
     /// Forwarding of a remote track to us was paused for bandwidth, or resumed.
     StreamState { track_sid: String, paused: bool },
+    /// Dynacast: the server asked us to send only `layers` (rids) of our simulcast track `track_sid`, or
+    /// nothing when not `enabled`; the client has applied it (a track sent as one encoding ignores it).
+    PublishLayers {
+        track_sid: String,
+        enabled: bool,
+        layers: Vec<String>,
+    },
     /// Who is talking in the room now, loudest first (empty: nobody); see `activeSpeakers` in the protocol.
     ActiveSpeakers(Vec<chorus_protocol::SpeakerInfo>),
     /// The answer to [`crate::Client::request_stats`]: our subscriptions' simulcast state.
@@ -225,6 +232,15 @@ impl EventSink {
                     track_sid, paused, ..
                 } => ClientEvent::StreamState { track_sid, paused },
                 ServerMessage::Stats(stats) => ClientEvent::Stats(stats),
+                ServerMessage::PublishLayers {
+                    track_sid,
+                    enabled,
+                    layers,
+                } => ClientEvent::PublishLayers {
+                    track_sid,
+                    enabled,
+                    layers,
+                },
                 ServerMessage::ActiveSpeakers { speakers } => ClientEvent::ActiveSpeakers(speakers),
                 _ => return,
             }

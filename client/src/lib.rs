@@ -26,8 +26,9 @@
 //! How it follows `docs/protocol.md`: one WebSocket (`connection.rs`); a publisher peer connection on which the
 //! client offers (`publisher.rs`) and a subscriber one on which the server offers (`subscriber.rs`), both built
 //! in `peer.rs`; together they make one session (`session.rs`), replaced by a new one when the client joins
-//! again after losing its connection (`rejoin.rs`); synthetic media in `media.rs`; receive counters in
-//! `stats.rs`; events and the room view in `events.rs`.
+//! again after losing its connection (`rejoin.rs`); the published tracks and their simulcast encodings in
+//! `local_track.rs` and `simulcast.rs`; synthetic media in `media.rs`; receive counters in `stats.rs` (with the
+//! VP8 keyframe sizes of `vp8.rs`, which tell a simulcast layer); events and the room view in `events.rs`.
 
 mod chat;
 mod connection;
@@ -35,13 +36,16 @@ mod data;
 mod error;
 mod events;
 mod histogram;
+mod local_track;
 pub mod media;
 mod peer;
 mod publisher;
 mod rejoin;
 mod session;
+mod simulcast;
 mod stats;
 mod subscriber;
+pub mod vp8;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,14 +54,16 @@ pub use chat::Chat;
 pub use chorus_protocol::ChatMessage;
 pub use chorus_protocol::{
     ErrorCode, JoinedResponse, ParticipantInfo, RoomInfo, TrackInfo, TrackKind, TrackSource,
+    VideoQuality,
 };
 pub use data::{DataMessage, SendOptions};
 pub use error::ClientError;
 pub use events::ClientEvent;
 pub use histogram::LatencyHistogram;
+pub use local_track::{PublishOptions, PublishedLayer, PublishedTrack};
 pub use media::MediaOptions;
-pub use publisher::{PublishOptions, PublishedTrack};
-pub use stats::ReceivedTrackStats;
+pub use simulcast::{SimulcastLayer, MAX_SIMULCAST_LAYERS};
+pub use stats::{FrameSizeStats, ReceivedTrackStats};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -258,6 +264,12 @@ impl Client {
         self.publish(PublishOptions::video()).await
     }
 
+    /// Publishes a synthetic VP8 track in three simulcast layers, `q`/`h`/`f` (see
+    /// [`PublishOptions::simulcast_video`]).
+    pub async fn publish_simulcast_video(&self) -> Result<PublishedTrack, ClientError> {
+        self.publish(PublishOptions::simulcast_video()).await
+    }
+
     /// Adds a synthetic track and renegotiates the publisher connection; returns once the server accepted it
     /// (media starts flowing then).
     pub async fn publish(&self, options: PublishOptions) -> Result<PublishedTrack, ClientError> {
@@ -396,3 +408,5 @@ impl Drop for Client {
 mod loopback_tests;
 #[cfg(test)]
 mod signaling_tests;
+#[cfg(test)]
+mod simulcast_tests;

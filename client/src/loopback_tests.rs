@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chorus_protocol::{AssignedTrack, ClientMessage, SubscribedTrack, TrackKind};
+use chorus_protocol::{AssignedTrack, ClientMessage, PublishTrack, SubscribedTrack, TrackKind};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -20,29 +22,30 @@ use webrtc::track::track_local::TrackLocal;
 
 use crate::connection::SignalSender;
 use crate::events::{ClientEvent, EventSink};
+use crate::local_track::PublishOptions;
 use crate::media::{self, MediaOptions, SourceControl};
 use crate::peer::{build_api, new_peer_connection};
-use crate::publisher::{PublishOptions, Publisher};
+use crate::publisher::Publisher;
 use crate::subscriber::Subscriber;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The local description once ICE gathering is complete, so that it carries every candidate.
-async fn complete_local_sdp(pc: &RTCPeerConnection) -> String {
+pub(crate) async fn complete_local_sdp(pc: &RTCPeerConnection) -> String {
     let mut done = pc.gathering_complete_promise().await;
     let _ = tokio::time::timeout(DEADLINE, done.recv()).await;
     pc.local_description().await.expect("local description").sdp
 }
 
 /// `RUST_LOG=debug` shows the client's and webrtc-rs's logs for a failing test.
-fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = tokio::time::Instant::now();
     while !cond() {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
@@ -51,7 +54,7 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Counts RTP packets per kind arriving at `pc`.
-fn count_incoming(pc: &RTCPeerConnection) -> Arc<Mutex<HashMap<TrackKind, u64>>> {
+pub(crate) fn count_incoming(pc: &RTCPeerConnection) -> Arc<Mutex<HashMap<TrackKind, u64>>> {
     let counts = Arc::new(Mutex::new(HashMap::new()));
     let c = Arc::clone(&counts);
     pc.on_track(Box::new(move |track, _, _| {
@@ -71,7 +74,7 @@ fn count_incoming(pc: &RTCPeerConnection) -> Arc<Mutex<HashMap<TrackKind, u64>>>
     counts
 }
 
-fn count(counts: &Mutex<HashMap<TrackKind, u64>>, kind: TrackKind) -> u64 {
+pub(crate) fn count(counts: &Mutex<HashMap<TrackKind, u64>>, kind: TrackKind) -> u64 {
     counts
         .lock()
         .expect("lock")
@@ -80,36 +83,31 @@ fn count(counts: &Mutex<HashMap<TrackKind, u64>>, kind: TrackKind) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publisher_offers_and_sends_media_over_loopback() {
-    init_logs();
-    let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
-    let server = new_peer_connection(&api, &[]).await.expect("server pc");
-    let received = count_incoming(&server);
+/// What the fake server of [`answer_offers`] saw: every offer (SDP and track descriptions) and every
+/// trickled local candidate.
+#[derive(Default)]
+pub(crate) struct FakeServerLog {
+    pub offers: Vec<(String, Vec<PublishTrack>)>,
+    pub candidates: Vec<String>,
+}
 
-    let (signal, mut outbox) = SignalSender::test_pair();
-    let pc = new_peer_connection(&api, &[]).await.expect("client pc");
-    let publisher = Arc::new(Publisher::new(
-        pc,
-        signal,
-        MediaOptions::default(),
-        "stream".into(),
-        DEADLINE,
-    ));
-
-    // The fake server: answer every offer, assign `TR_<mid>`, apply trickled candidates.
-    let offers = Arc::new(Mutex::new(Vec::new()));
-    let local_candidates = Arc::new(Mutex::new(Vec::new()));
+/// Plays the server for `publisher` with the webrtc-rs peer `server`: answers every offer, assigns
+/// `TR_<mid>`, applies trickled candidates, takes `mute`; any other message fails the test.
+pub(crate) fn answer_offers(
+    publisher: Arc<Publisher>,
+    server: Arc<RTCPeerConnection>,
+    mut outbox: UnboundedReceiver<ClientMessage>,
+) -> (JoinHandle<()>, Arc<Mutex<FakeServerLog>>) {
+    let log = Arc::new(Mutex::new(FakeServerLog::default()));
     let pump = {
-        let (publisher, server) = (Arc::clone(&publisher), Arc::clone(&server));
-        let (offers, local_candidates) = (Arc::clone(&offers), Arc::clone(&local_candidates));
+        let log = Arc::clone(&log);
         tokio::spawn(async move {
             while let Some(msg) = outbox.recv().await {
                 match msg {
                     ClientMessage::Offer { sdp, tracks } => {
-                        offers
-                            .lock()
+                        log.lock()
                             .expect("lock")
+                            .offers
                             .push((sdp.clone(), tracks.clone()));
                         let offer = RTCSessionDescription::offer(sdp).expect("offer");
                         server
@@ -134,10 +132,7 @@ async fn publisher_offers_and_sends_media_over_loopback() {
                         publisher.on_answer(sdp);
                     }
                     ClientMessage::Candidate { candidate, .. } => {
-                        local_candidates
-                            .lock()
-                            .expect("lock")
-                            .push(candidate.clone());
+                        log.lock().expect("lock").candidates.push(candidate.clone());
                         if !candidate.is_empty() {
                             let init = RTCIceCandidateInit {
                                 candidate,
@@ -146,11 +141,34 @@ async fn publisher_offers_and_sends_media_over_loopback() {
                             server.add_ice_candidate(init).await.expect("add candidate");
                         }
                     }
+                    // The real server tells the room; there is nothing to answer.
+                    ClientMessage::Mute { .. } => {}
                     other => panic!("unexpected message {other:?}"),
                 }
             }
         })
     };
+    (pump, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_offers_and_sends_media_over_loopback() {
+    init_logs();
+    let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
+    let server = new_peer_connection(&api, &[]).await.expect("server pc");
+    let received = count_incoming(&server);
+
+    let (signal, outbox) = SignalSender::test_pair();
+    let pc = new_peer_connection(&api, &[]).await.expect("client pc");
+    let publisher = Arc::new(Publisher::new(
+        pc,
+        signal,
+        MediaOptions::default(),
+        "stream".into(),
+        DEADLINE,
+    ));
+
+    let (pump, log) = answer_offers(Arc::clone(&publisher), Arc::clone(&server), outbox);
 
     let audio = tokio::time::timeout(DEADLINE, publisher.publish(PublishOptions::audio()))
         .await
@@ -169,10 +187,19 @@ async fn publisher_offers_and_sends_media_over_loopback() {
     assert_ne!(audio.mid, video.mid);
 
     {
-        let offers = offers.lock().expect("lock");
+        let log = log.lock().expect("lock");
+        let offers = &log.offers;
         assert_eq!(offers.len(), 2, "one offer per publish");
         assert_eq!(offers[0].1.len(), 1);
         assert_eq!(offers[1].1.len(), 2, "each offer lists every track");
+        assert!(
+            offers[1]
+                .1
+                .iter()
+                .all(|t| t.layers.is_empty() && t.width.is_none()),
+            "one encoding: no layers described: {:?}",
+            offers[1].1
+        );
         let sdp = &offers[1].0;
         assert!(sdp.contains("opus/48000/2"), "opus offered:\n{sdp}");
         assert!(sdp.contains("VP8/90000"), "VP8 offered:\n{sdp}");
@@ -197,7 +224,8 @@ async fn publisher_offers_and_sends_media_over_loopback() {
     })
     .await;
     {
-        let candidates = local_candidates.lock().expect("lock");
+        let log = log.lock().expect("lock");
+        let candidates = &log.candidates;
         assert!(
             candidates
                 .iter()
@@ -215,7 +243,7 @@ async fn publisher_offers_and_sends_media_over_loopback() {
     assert_eq!(published.len(), 2);
     assert!(published
         .iter()
-        .all(|t| t.frames_sent > 0 && t.bytes_sent > 0));
+        .all(|t| t.frames_sent > 0 && t.bytes_sent > 0 && t.layers.is_empty()));
 
     // Muting pauses the source.
     publisher.set_muted(&video.track_sid, true).expect("mute");

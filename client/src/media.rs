@@ -48,10 +48,12 @@ impl Default for MediaOptions {
     }
 }
 
-/// Controls and counters shared between a publishing task and the client API.
+/// Controls and counters shared between a publishing task (one encoding) and the client API.
 #[derive(Default)]
 pub(crate) struct SourceControl {
     pub muted: AtomicBool,
+    /// Dynacast asked this simulcast layer to stop (`publishLayers`); it sends nothing, like a muted source.
+    pub paused: AtomicBool,
     pub keyframe_requested: AtomicBool,
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
@@ -169,7 +171,8 @@ pub(crate) async fn run_audio(
 }
 
 /// Sends VP8-shaped frames at `video_fps`, averaging `video_bitrate_bps`, with a keyframe every
-/// `keyframe_interval`, on unmute, and when the SFU asks (at most every 300 ms).
+/// `keyframe_interval`, on unmute (or when dynacast resumes the layer), and when the SFU asks (at most every
+/// 300 ms). A simulcast track runs one of these per layer, each with its own options.
 pub(crate) async fn run_video(
     track: Arc<TrackLocalStaticSample>,
     ctl: Arc<SourceControl>,
@@ -193,7 +196,7 @@ pub(crate) async fn run_video(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let muted = ctl.muted.load(Ordering::Relaxed);
+        let muted = ctl.muted.load(Ordering::Relaxed) || ctl.paused.load(Ordering::Relaxed);
         if muted {
             was_muted = true;
             continue;

@@ -1,109 +1,26 @@
 //! The publisher connection: the client adds synthetic tracks, offers, and applies the server's answer.
 //!
 //! One negotiation at a time (a lock held across offer → `tracksAssigned` → `answer`). Each offer lists every
-//! track the connection carries. The signaling loop delivers `tracksAssigned`, `answer` and errors here; it never
-//! touches the peer connection itself.
+//! track the connection carries. The signaling loop delivers `tracksAssigned`, `answer`, `publishLayers` and
+//! errors here; it never touches the peer connection itself. Each track, with its encodings and synthetic
+//! sources, is a `LocalTrack` (`local_track.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chorus_protocol::{
-    AssignedTrack, ClientMessage, ErrorCode, ErrorMessage, PcTarget, PublishTrack, TrackKind,
-    TrackSource,
-};
-use tokio::sync::{oneshot, watch};
+use chorus_protocol::{AssignedTrack, ClientMessage, ErrorCode, ErrorMessage, PcTarget};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
-use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
-use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
-use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
-use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
-use webrtc::track::track_local::TrackLocal;
 
 use crate::connection::SignalSender;
 use crate::error::ClientError;
-use crate::media::{self, MediaOptions, SourceControl};
+use crate::local_track::{LocalTrack, PublishOptions, PublishedTrack};
+use crate::media::MediaOptions;
 use crate::peer::CandidateGate;
-
-/// What to publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishOptions {
-    pub kind: TrackKind,
-    pub source: TrackSource,
-    pub name: String,
-}
-
-impl PublishOptions {
-    /// A microphone-like Opus track named "microphone".
-    pub fn audio() -> Self {
-        PublishOptions {
-            kind: TrackKind::Audio,
-            source: TrackSource::Microphone,
-            name: "microphone".into(),
-        }
-    }
-
-    /// A camera-like VP8 track named "camera".
-    pub fn video() -> Self {
-        PublishOptions {
-            kind: TrackKind::Video,
-            source: TrackSource::Camera,
-            name: "camera".into(),
-        }
-    }
-}
-
-/// One of this client's published tracks, with what it has sent so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedTrack {
-    pub track_sid: String,
-    pub mid: String,
-    pub kind: TrackKind,
-    pub source: TrackSource,
-    pub name: String,
-    pub muted: bool,
-    pub frames_sent: u64,
-    pub bytes_sent: u64,
-}
-
-struct LocalTrack {
-    opts: PublishOptions,
-    track_sid: String,
-    transceiver: Arc<RTCRtpTransceiver>,
-    sender: Arc<RTCRtpSender>,
-    ctl: Arc<SourceControl>,
-    stop: watch::Sender<bool>,
-}
-
-impl LocalTrack {
-    fn mid(&self) -> String {
-        self.transceiver
-            .mid()
-            .map(|m| m.to_string())
-            .unwrap_or_default()
-    }
-
-    fn info(&self) -> PublishedTrack {
-        PublishedTrack {
-            track_sid: self.track_sid.clone(),
-            mid: self.mid(),
-            kind: self.opts.kind,
-            source: self.opts.source,
-            name: self.opts.name.clone(),
-            muted: self.ctl.muted.load(Ordering::Relaxed),
-            frames_sent: self.ctl.frames_sent.load(Ordering::Relaxed),
-            bytes_sent: self.ctl.bytes_sent.load(Ordering::Relaxed),
-        }
-    }
-}
 
 #[derive(Default)]
 struct Pending {
@@ -161,53 +78,9 @@ impl Publisher {
             return Err(ClientError::Disconnected(reason.clone()));
         }
         let n = self.tracks().len();
-        let (codec, id) = match opts.kind {
-            TrackKind::Audio => (
-                RTCRtpCodecCapability {
-                    mime_type: MIME_TYPE_OPUS.to_owned(),
-                    clock_rate: 48_000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                format!("audio-{n}"),
-            ),
-            TrackKind::Video => (
-                RTCRtpCodecCapability {
-                    mime_type: MIME_TYPE_VP8.to_owned(),
-                    clock_rate: 90_000,
-                    ..Default::default()
-                },
-                format!("video-{n}"),
-            ),
-        };
-        let track = Arc::new(TrackLocalStaticSample::new(
-            codec,
-            id,
-            self.stream_id.clone(),
-        ));
-        let transceiver = self
-            .pc
-            .add_transceiver_from_track(
-                Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    send_encodings: vec![],
-                }),
-            )
-            .await?;
-        let sender = transceiver.sender().await;
-        let ctl = Arc::new(SourceControl::default());
-        tokio::spawn(read_rtcp(Arc::clone(&sender), Arc::clone(&ctl)));
-        let (stop, stop_rx) = watch::channel(false);
-        self.tracks().push(LocalTrack {
-            opts: opts.clone(),
-            track_sid: String::new(),
-            transceiver: Arc::clone(&transceiver),
-            sender: Arc::clone(&sender),
-            ctl: Arc::clone(&ctl),
-            stop,
-        });
+        let local = LocalTrack::add(&self.pc, opts, n, &self.stream_id, &self.media).await?;
+        let sender = Arc::clone(&local.sender);
+        self.tracks().push(local);
 
         if let Err(err) = self.negotiate().await {
             self.tracks().retain(|t| !Arc::ptr_eq(&t.sender, &sender));
@@ -219,21 +92,23 @@ impl Publisher {
             let Some(local) = tracks.iter().find(|t| Arc::ptr_eq(&t.sender, &sender)) else {
                 return Err(ClientError::Protocol("published track vanished".into()));
             };
-            local.info()
-        };
-        if info.track_sid.is_empty() {
-            return Err(ClientError::Protocol(format!(
-                "server assigned no trackSid to mid {}",
-                info.mid
-            )));
-        }
-        match opts.kind {
-            TrackKind::Audio => tokio::spawn(media::run_audio(track, ctl, stop_rx)),
-            TrackKind::Video => {
-                tokio::spawn(media::run_video(track, ctl, self.media.clone(), stop_rx))
+            let info = local.info();
+            if info.track_sid.is_empty() {
+                return Err(ClientError::Protocol(format!(
+                    "server assigned no trackSid to mid {}",
+                    info.mid
+                )));
             }
+            local.start();
+            info
         };
-        debug!(track_sid = %info.track_sid, mid = %info.mid, kind = ?info.kind, "published");
+        debug!(
+            track_sid = %info.track_sid,
+            mid = %info.mid,
+            kind = ?info.kind,
+            layers = info.layers.len(),
+            "published"
+        );
         Ok(info)
     }
 
@@ -256,7 +131,7 @@ impl Publisher {
             };
             tracks.remove(i)
         };
-        let _ = local.stop.send(true);
+        local.stop();
         self.signal.send(ClientMessage::Unpublish {
             track_sid: track_sid.to_owned(),
         })?;
@@ -271,7 +146,7 @@ impl Publisher {
             let Some(local) = tracks.iter().find(|t| t.track_sid == track_sid) else {
                 return Err(ClientError::UnknownTrack(track_sid.to_owned()));
             };
-            local.ctl.muted.store(muted, Ordering::Relaxed);
+            local.set_muted(muted);
         }
         self.signal.send(ClientMessage::Mute {
             track_sid: track_sid.to_owned(),
@@ -283,7 +158,7 @@ impl Publisher {
     pub(crate) fn track_specs(&self) -> Vec<(PublishOptions, bool)> {
         self.tracks()
             .iter()
-            .map(|t| (t.opts.clone(), t.ctl.muted.load(Ordering::Relaxed)))
+            .map(|t| (t.opts.clone(), t.is_muted()))
             .collect()
     }
 
@@ -305,18 +180,7 @@ impl Publisher {
             .await
             .ok_or_else(|| ClientError::Protocol("no local description after offer".into()))?
             .sdp;
-        let tracks = self
-            .tracks()
-            .iter()
-            .map(|t| PublishTrack {
-                mid: t.mid(),
-                kind: t.opts.kind,
-                source: t.opts.source,
-                name: t.opts.name.clone(),
-                muted: t.ctl.muted.load(Ordering::Relaxed),
-                ..Default::default()
-            })
-            .collect();
+        let tracks = self.tracks().iter().map(LocalTrack::describe).collect();
 
         let (tx, rx) = oneshot::channel();
         {
@@ -367,6 +231,17 @@ impl Publisher {
         }
     }
 
+    /// Dynacast (`publishLayers`): the server asks for only some simulcast layers of one of our tracks, or none.
+    pub(crate) fn on_publish_layers(&self, track_sid: &str, enabled: bool, layers: &[String]) {
+        match self.tracks().iter().find(|t| t.track_sid == track_sid) {
+            Some(t) => {
+                debug!(%track_sid, enabled, ?layers, "publishLayers");
+                t.set_active_layers(enabled, layers);
+            }
+            None => debug!(%track_sid, "publishLayers for a track not published here; ignored"),
+        }
+    }
+
     /// An error that may be the server refusing the outstanding offer fails that negotiation.
     pub(crate) fn on_server_error(&self, err: &ErrorMessage) {
         let refuses_offer = matches!(
@@ -399,7 +274,7 @@ impl Publisher {
     /// Stops every synthetic source and closes the connection.
     pub(crate) async fn close(&self) {
         for t in self.tracks().iter() {
-            let _ = t.stop.send(true);
+            t.stop();
         }
         if let Err(err) = self.pc.close().await {
             debug!(%err, "closing publisher connection");
@@ -433,17 +308,4 @@ pub(crate) async fn add_remote_candidate(
     })
     .await?;
     Ok(())
-}
-
-/// Reads RTCP for one sender: lets the interceptors (NACK responder, reports) see it, and turns PLI/FIR into a
-/// keyframe request for the synthetic source. Ends when the sender stops.
-async fn read_rtcp(sender: Arc<RTCRtpSender>, ctl: Arc<SourceControl>) {
-    while let Ok((packets, _)) = sender.read_rtcp().await {
-        for p in packets {
-            let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                ctl.keyframe_requested.store(true, Ordering::Relaxed);
-            }
-        }
-    }
 }

@@ -3,6 +3,9 @@
 //!
 //! A `mid` can be reused by the server for another track after a renegotiation, so packets are attributed to
 //! the track the `mid` carries when they arrive, and counters are kept per track sid.
+//!
+//! Video is also counted by the size of the last VP8 keyframe seen ([`FrameSizeStats`]): with simulcast that
+//! size names the layer being received (see `vp8.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -37,9 +40,37 @@ pub struct ReceivedTrackStats {
     /// Packets the RTP sequence numbers say were sent, from the first received to the highest received (the
     /// RFC 3550 "expected"); `expected_packets - packets` were lost (negative with duplicates).
     pub expected_packets: u64,
+    /// Size of the last VP8 keyframe received (video only): with simulcast, the layer arriving now.
+    pub frame_size: Option<(u16, u16)>,
+    /// Video packets and bytes by the size of the keyframe they followed, in first-seen order (packets before
+    /// the first keyframe are only in `packets`/`bytes`).
+    pub by_frame_size: Vec<FrameSizeStats>,
     /// Extended sequence numbers: first and highest seen.
     seq_first: Option<u64>,
     seq_max: u64,
+}
+
+/// What a video track delivered at one resolution (the size written in its keyframes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSizeStats {
+    pub width: u16,
+    pub height: u16,
+    /// Keyframes of this size received.
+    pub keyframes: u64,
+    /// RTP packets and payload bytes from a keyframe of this size up to the next keyframe.
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One received RTP packet, as [`RemoteTracks::record`] counts it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReceivedPacket {
+    pub seq: u16,
+    pub payload_len: usize,
+    /// `(frame sequence, latency)` of a synthetic-media stamp, if the packet carries one.
+    pub stamp: Option<(u32, Duration)>,
+    /// `(width, height)` if the packet starts a VP8 keyframe.
+    pub keyframe: Option<(u16, u16)>,
 }
 
 impl ReceivedTrackStats {
@@ -47,6 +78,44 @@ impl ReceivedTrackStats {
     pub fn latency_mean(&self) -> Option<Duration> {
         let n = u32::try_from(self.stamped_frames).ok().filter(|n| *n > 0)?;
         Some(self.latency_total / n)
+    }
+
+    /// What arrived at `width`×`height` (see [`ReceivedTrackStats::by_frame_size`]).
+    pub fn at_size(&self, width: u16, height: u16) -> Option<&FrameSizeStats> {
+        self.by_frame_size
+            .iter()
+            .find(|s| (s.width, s.height) == (width, height))
+    }
+
+    /// Counts a packet under the current keyframe size (after switching to a new size if it starts a keyframe).
+    fn record_size(&mut self, keyframe: Option<(u16, u16)>, payload_len: usize) {
+        if let Some(size) = keyframe {
+            self.frame_size = Some(size);
+        }
+        let Some((width, height)) = self.frame_size else {
+            return;
+        };
+        let i = match self
+            .by_frame_size
+            .iter()
+            .position(|s| (s.width, s.height) == (width, height))
+        {
+            Some(i) => i,
+            None => {
+                self.by_frame_size.push(FrameSizeStats {
+                    width,
+                    height,
+                    keyframes: 0,
+                    packets: 0,
+                    bytes: 0,
+                });
+                self.by_frame_size.len() - 1
+            }
+        };
+        let s = &mut self.by_frame_size[i];
+        s.keyframes += u64::from(keyframe.is_some());
+        s.packets += 1;
+        s.bytes += payload_len as u64;
     }
 
     /// Packets missing by sequence number (0 if duplicates outnumber them).
@@ -98,16 +167,8 @@ impl RemoteTracks {
         self.lock().by_mid.get(mid).cloned()
     }
 
-    /// Counts one received packet (RTP sequence number `seq`) on `mid`; `latency`/`frame_seq` come from a
-    /// synthetic-media stamp, if any. Packets on a mid that carries nothing are not counted.
-    pub(crate) fn record(
-        &self,
-        mid: &str,
-        kind: TrackKind,
-        seq: u16,
-        payload_len: usize,
-        stamp: Option<(u32, Duration)>,
-    ) {
+    /// Counts one received packet on `mid`. Packets on a mid that carries nothing are not counted.
+    pub(crate) fn record(&self, mid: &str, kind: TrackKind, packet: ReceivedPacket) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(assigned) = inner.by_mid.get(mid) else {
@@ -133,6 +194,8 @@ impl RemoteTracks {
                         last_frame_seq: None,
                         latency: LatencyHistogram::default(),
                         expected_packets: 0,
+                        frame_size: None,
+                        by_frame_size: Vec::new(),
                         seq_first: None,
                         seq_max: 0,
                     })
@@ -142,9 +205,12 @@ impl RemoteTracks {
             entry.mid = mid.to_owned();
         }
         entry.packets += 1;
-        entry.bytes += payload_len as u64;
-        entry.record_seq(seq);
-        if let Some((frame, latency)) = stamp {
+        entry.bytes += packet.payload_len as u64;
+        entry.record_seq(packet.seq);
+        if kind == TrackKind::Video {
+            entry.record_size(packet.keyframe, packet.payload_len);
+        }
+        if let Some((frame, latency)) = packet.stamp {
             entry.stamped_frames += 1;
             entry.latency_total += latency;
             entry.latency_max = entry.latency_max.max(latency);
@@ -182,25 +248,34 @@ mod tests {
         }
     }
 
+    fn pkt(seq: u16, payload_len: usize) -> ReceivedPacket {
+        ReceivedPacket {
+            seq,
+            payload_len,
+            ..ReceivedPacket::default()
+        }
+    }
+
     #[test]
     fn counts_per_track_and_follows_mid_reuse() {
         let rt = RemoteTracks::default();
-        rt.record("0", TrackKind::Audio, 1, 100, None); // before any offer: not counted
+        rt.record("0", TrackKind::Audio, pkt(1, 100)); // before any offer: not counted
         rt.set_assignments(vec![sub("0", "TR_a", "PA_1"), sub("1", "TR_v", "PA_1")]);
-        rt.record("0", TrackKind::Audio, 65534, 100, None);
+        rt.record("0", TrackKind::Audio, pkt(65534, 100));
         rt.record(
             "0",
             TrackKind::Audio,
-            1, // wrapped; 65535 and 0 were lost
-            50,
-            Some((7, Duration::from_millis(4))),
+            ReceivedPacket {
+                stamp: Some((7, Duration::from_millis(4))),
+                ..pkt(1, 50) // wrapped; 65535 and 0 were lost
+            },
         );
-        rt.record("1", TrackKind::Video, 9, 1000, None);
+        rt.record("1", TrackKind::Video, pkt(9, 1000));
         // mid 0 now carries another participant's audio.
         rt.set_assignments(vec![sub("0", "TR_b", "PA_2")]);
-        rt.record("0", TrackKind::Audio, 300, 80, None);
-        rt.record("0", TrackKind::Audio, 299, 80, None); // reordered
-        rt.record("1", TrackKind::Video, 10, 1000, None); // inactive now
+        rt.record("0", TrackKind::Audio, pkt(300, 80));
+        rt.record("0", TrackKind::Audio, pkt(299, 80)); // reordered
+        rt.record("1", TrackKind::Video, pkt(10, 1000)); // inactive now
 
         let snap = rt.snapshot();
         assert_eq!(snap.len(), 3);
@@ -221,5 +296,49 @@ mod tests {
         assert_eq!(snap[2].latency_mean(), None);
         assert_eq!((snap[2].expected_packets, snap[2].lost_packets()), (1, 0));
         assert_eq!(snap[2].packets, 2);
+    }
+
+    #[test]
+    fn video_is_counted_by_the_size_of_the_last_keyframe() {
+        let rt = RemoteTracks::default();
+        rt.set_assignments(vec![sub("0", "TR_v", "PA_1"), sub("1", "TR_a", "PA_1")]);
+        let key = |seq, len, size| ReceivedPacket {
+            keyframe: Some(size),
+            ..pkt(seq, len)
+        };
+        rt.record("0", TrackKind::Video, pkt(1, 100)); // before any keyframe: not attributed
+        rt.record("0", TrackKind::Video, key(2, 1000, (320, 180)));
+        rt.record("0", TrackKind::Video, pkt(3, 200));
+        rt.record("0", TrackKind::Video, key(4, 3000, (1280, 720)));
+        rt.record("0", TrackKind::Video, pkt(5, 900));
+        rt.record("0", TrackKind::Video, key(6, 1100, (320, 180)));
+        rt.record("1", TrackKind::Audio, key(1, 80, (1, 1))); // audio is never sized
+
+        let snap = rt.snapshot();
+        let v = &snap[0];
+        assert_eq!((v.packets, v.bytes), (6, 6300));
+        assert_eq!(v.frame_size, Some((320, 180)));
+        assert_eq!(
+            v.by_frame_size,
+            [
+                FrameSizeStats {
+                    width: 320,
+                    height: 180,
+                    keyframes: 2,
+                    packets: 3,
+                    bytes: 2300
+                },
+                FrameSizeStats {
+                    width: 1280,
+                    height: 720,
+                    keyframes: 1,
+                    packets: 2,
+                    bytes: 3900
+                }
+            ]
+        );
+        assert_eq!(v.at_size(1280, 720).map(|s| s.bytes), Some(3900));
+        assert_eq!(v.at_size(640, 360), None);
+        assert!(snap[1].by_frame_size.is_empty() && snap[1].frame_size.is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! The subscriber connection: the server offers, the client answers, and every remote track gets a reader task
-//! that counts its RTP packets and bytes (and the latency of Chorus-stamped frames) into [`RemoteTracks`], and
+//! that counts its RTP packets and bytes (the latency of Chorus-stamped frames, and for video the size of each
+//! VP8 keyframe, which names the simulcast layer) into [`RemoteTracks`], and
 //! an RTCP reader: webrtc-rs runs incoming RTCP through its interceptors only when someone reads it, and the
 //! receiver-report interceptor needs the server's sender reports to fill in LSR/DLSR, from which the server
 //! measures the round-trip time.
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use chorus_protocol::{ClientMessage, PcTarget, SubscribedTrack, TrackKind};
 use tracing::{debug, trace};
+use webrtc::api::media_engine::MIME_TYPE_VP8;
 use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -23,7 +25,8 @@ use crate::error::ClientError;
 use crate::events::{ClientEvent, EventSink};
 use crate::media::find_stamp;
 use crate::peer::CandidateGate;
-use crate::stats::RemoteTracks;
+use crate::stats::{ReceivedPacket, RemoteTracks};
+use crate::vp8;
 
 /// Longest wait for the ICE agent to start before applying a renegotiation offer anyway.
 const ICE_START_WAIT: Duration = Duration::from_secs(5);
@@ -205,6 +208,12 @@ async fn read_rtp(
     kind: TrackKind,
     remote: Arc<RemoteTracks>,
 ) {
+    let is_vp8 = kind == TrackKind::Video
+        && track
+            .codec()
+            .capability
+            .mime_type
+            .eq_ignore_ascii_case(MIME_TYPE_VP8);
     loop {
         let packet = match track.read_rtp().await {
             Ok((packet, _)) => packet,
@@ -217,12 +226,20 @@ async fn read_rtp(
             let latency = SystemTime::now().duration_since(sent).unwrap_or_default();
             (seq, latency)
         });
+        let keyframe = if is_vp8 {
+            vp8::keyframe_size(&packet.payload)
+        } else {
+            None
+        };
         remote.record(
             &mid,
             kind,
-            packet.header.sequence_number,
-            packet.payload.len(),
-            stamp,
+            ReceivedPacket {
+                seq: packet.header.sequence_number,
+                payload_len: packet.payload.len(),
+                stamp,
+                keyframe,
+            },
         );
     }
 }

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chorus_client::SimulcastLayer;
 use clap::Parser;
 
 use crate::data::{Channels, DataLoad, MIN_MESSAGE_BYTES};
 use crate::http::HttpUrl;
+use crate::layers::SubscriberQuality;
 
 /// Why the flags do not describe a runnable load test.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +49,18 @@ pub struct Args {
     /// Publishers also send 50 packets/s of Opus-sized audio.
     #[arg(long)]
     pub audio: bool,
-    /// Send q/h/f simulcast layers. Not yet supported: the Rust client (webrtc-rs 0.13) sends one layer.
+    /// Publishers send VP8 simulcast: q 320×180, h 640×360 and f 1280×720 (150 kbit/s, 500 kbit/s and
+    /// 1.7 Mbit/s unless --video-bitrate is given).
     #[arg(long)]
     pub simulcast: bool,
-    /// Video bitrate per publisher (bits/s; k and M suffixes allowed).
-    #[arg(long, default_value = "500k", value_parser = parse_bitrate)]
-    pub video_bitrate: u32,
+    /// Video bitrate per publisher (bits/s; k and M suffixes allowed; default 500k). With --simulcast, the f
+    /// layer's bitrate (default 1.7M), q and h being 150/1700 and 500/1700 of it.
+    #[arg(long, value_parser = parse_bitrate)]
+    pub video_bitrate: Option<u32>,
+    /// Which simulcast layer subscribers ask for: high (the server's default, nothing is sent), medium, low,
+    /// or mixed (subscribers take low, medium, high in turn). Publishers always receive the best.
+    #[arg(long, value_enum, default_value = "high")]
+    pub subscriber_quality: SubscriberQuality,
     /// Write the report as JSON to this file (field names: loadtest/README.md).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -121,7 +129,11 @@ pub struct Config {
     pub subscribers: usize,
     pub duration: Duration,
     pub audio: bool,
+    /// The single encoding's bitrate, or with simulcast the top layer's.
     pub video_bitrate: u32,
+    /// The simulcast layers publishers send, lowest first; empty for one encoding.
+    pub simulcast: Vec<SimulcastLayer>,
+    pub subscriber_quality: SubscriberQuality,
     pub json: Option<PathBuf>,
     pub tokens: TokenSource,
     pub join_concurrency: usize,
@@ -136,15 +148,12 @@ pub struct Config {
 /// At most this many participants in one run (the load tester's own CPU is the limit long before).
 const MAX_PARTICIPANTS: usize = 5000;
 
+/// `--video-bitrate` without simulcast, and for the f layer with it.
+const DEFAULT_VIDEO_BPS: u32 = 500_000;
+const DEFAULT_TOP_LAYER_BPS: u32 = 1_700_000;
+
 impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
-        if args.simulcast {
-            return Err(invalid(
-                "simulcast",
-                "not yet supported: the Rust client (webrtc-rs 0.13) publishes one layer per track; \
-                 measure simulcast forwarding with browser publishers for now",
-            ));
-        }
         if args.rooms == 0 {
             return Err(invalid("rooms", "must be at least 1"));
         }
@@ -191,9 +200,25 @@ impl Config {
         if args.progress_interval < Duration::from_millis(100) {
             return Err(invalid("progress-interval", "must be at least 100ms"));
         }
-        if args.video_bitrate < 10_000 {
+        let video_bitrate = args.video_bitrate.unwrap_or(if args.simulcast {
+            DEFAULT_TOP_LAYER_BPS
+        } else {
+            DEFAULT_VIDEO_BPS
+        });
+        if video_bitrate < 10_000 {
             return Err(invalid("video-bitrate", "must be at least 10k"));
         }
+        if args.subscriber_quality != SubscriberQuality::High && !args.simulcast {
+            return Err(invalid(
+                "subscriber-quality",
+                "needs --simulcast (one encoding has one quality)",
+            ));
+        }
+        let simulcast = if args.simulcast {
+            SimulcastLayer::defaults_with_top_bitrate(video_bitrate)
+        } else {
+            Vec::new()
+        };
         let (ws_url, http) = normalize_url(&args.url).map_err(|r| invalid("url", r))?;
         let metrics = match &args.metrics_url {
             Some(u) => Some(HttpUrl::parse(u).map_err(|r| invalid("metrics-url", r))?),
@@ -233,7 +258,9 @@ impl Config {
             subscribers: args.subscribers,
             duration: args.duration,
             audio: args.audio,
-            video_bitrate: args.video_bitrate,
+            video_bitrate,
+            simulcast,
+            subscriber_quality: args.subscriber_quality,
             json: args.json,
             tokens,
             join_concurrency: args.join_concurrency,
@@ -247,6 +274,15 @@ impl Config {
                 channels: args.data_channel,
             },
         })
+    }
+
+    /// The shape of the synthetic media every participant would publish (the one-encoding video's bitrate and
+    /// size; simulcast layers take theirs from [`Config::simulcast`]).
+    pub fn media_options(&self) -> chorus_client::MediaOptions {
+        chorus_client::MediaOptions {
+            video_bitrate_bps: self.video_bitrate,
+            ..chorus_client::MediaOptions::default()
+        }
     }
 
     /// Participants per room.
@@ -387,7 +423,9 @@ mod tests {
             &["--duration", "-3s"],
             &["--url", "http://127.0.0.1:7880"],
             &["--url", "ws://"],
-            &["--simulcast"],
+            &["--subscriber-quality", "low"],
+            &["--subscriber-quality", "best", "--simulcast"],
+            &["--simulcast", "--video-bitrate", "5k"],
             &["--rooms", "999999999999999999999"],
             &["--rooms", "100000"],
             &["--video-bitrate", "1G"],
@@ -400,8 +438,42 @@ mod tests {
         ] {
             assert!(args(bad).is_err(), "{bad:?} should be refused");
         }
-        let err = args(&["--simulcast"]).expect_err("refused");
-        assert!(err.contains("not yet supported"), "{err}");
+        let err = args(&["--subscriber-quality", "mixed"]).expect_err("refused");
+        assert!(err.contains("needs --simulcast"), "{err}");
+    }
+
+    #[test]
+    fn simulcast_layers_and_the_bitrate_rule() {
+        let c = args(&[]).expect("valid");
+        assert_eq!((c.video_bitrate, c.simulcast.len()), (500_000, 0));
+        let c = args(&["--video-bitrate", "800k"]).expect("valid");
+        assert_eq!((c.video_bitrate, c.simulcast.len()), (800_000, 0));
+
+        let c = args(&["--simulcast"]).expect("valid");
+        let layers: Vec<_> = c
+            .simulcast
+            .iter()
+            .map(|l| (l.rid.as_str(), l.width, l.bitrate_bps))
+            .collect();
+        assert_eq!(
+            layers,
+            [
+                ("q", 320, 150_000),
+                ("h", 640, 500_000),
+                ("f", 1280, 1_700_000)
+            ]
+        );
+        assert_eq!(c.video_bitrate, 1_700_000);
+        let c = args(&["--simulcast", "--video-bitrate", "3.4M"]).expect("valid");
+        let rates: Vec<_> = c.simulcast.iter().map(|l| l.bitrate_bps).collect();
+        assert_eq!(rates, [300_000, 1_000_000, 3_400_000]);
+
+        let c = args(&["--simulcast", "--subscriber-quality", "mixed"]).expect("valid");
+        let wants: Vec<_> = (0..4)
+            .map(|i| c.subscriber_quality.for_subscriber(i))
+            .collect();
+        use chorus_client::VideoQuality::{Low, Medium};
+        assert_eq!(wants, [Some(Low), Some(Medium), None, Some(Low)]);
     }
 
     #[test]

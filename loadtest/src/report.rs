@@ -1,6 +1,6 @@
 //! The final figures of a load test ([`Report`], whose JSON field names are a stable interface documented in
 //! `loadtest/README.md`), how they are computed from the clients' receive counters and two `/metrics` scrapes,
-//! and how they are printed.
+//! and how they are printed. The per-layer (simulcast) figures are computed in `layers.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,6 +10,7 @@ use chorus_client::{LatencyHistogram, ReceivedTrackStats, TrackKind};
 use serde::Serialize;
 
 use crate::data::{DataFigures, KindFigures};
+use crate::layers::{self, LayerConfig, LayerFigures, LayerTallies};
 use crate::scrape::{bucket_quantile, ServerSample};
 
 /// Bumped when a field changes meaning or disappears (new fields may be added without a bump).
@@ -25,7 +26,12 @@ pub struct ReportConfig {
     pub duration_secs: f64,
     pub audio: bool,
     pub simulcast: bool,
+    /// Per publisher; with simulcast, the top (`f`) layer's.
     pub video_bitrate_bps: u32,
+    /// The simulcast layers publishers send, lowest first (empty without simulcast).
+    pub simulcast_layers: Vec<LayerConfig>,
+    /// `high`, `medium`, `low` or `mixed` (`--subscriber-quality`).
+    pub subscriber_quality: String,
 }
 
 /// The server side of the window, from `/metrics` before and after.
@@ -69,6 +75,10 @@ pub struct Report {
     pub received_audio_bitrate_bps: f64,
     /// Mean video bitrate of one received stream.
     pub received_video_bitrate_bps_per_stream: Option<f64>,
+    /// Received video per layer, smallest first: every layer publishers send, and any other size that arrived.
+    pub video_layers: Vec<LayerFigures>,
+    /// Video that arrived before a stream's first keyframe, so of no known layer.
+    pub received_video_bitrate_bps_unknown_layer: f64,
     pub packets_received: u64,
     /// By RTP sequence numbers (first to highest received, per stream).
     pub packets_expected: u64,
@@ -106,6 +116,10 @@ pub struct Received {
     pub packets: u64,
     pub expected: u64,
     pub latency: LatencyHistogram,
+    /// Video by the size of the keyframes it followed.
+    pub video_layers: LayerTallies,
+    /// Video bytes received before a stream's first keyframe.
+    pub video_bytes_unknown_layer: u64,
 }
 
 impl Received {
@@ -133,6 +147,8 @@ impl Received {
                 TrackKind::Video => {
                     self.video_streams += 1;
                     self.video_bytes += bytes;
+                    self.video_bytes_unknown_layer +=
+                        layers::tally_stream(&mut self.video_layers, before.get(sid), end, bytes);
                 }
                 TrackKind::Audio => {
                     self.audio_streams += 1;
@@ -240,6 +256,8 @@ impl Report {
             received_audio_bitrate_bps: bps(received.audio_bytes),
             received_video_bitrate_bps_per_stream: (received.video_streams > 0)
                 .then(|| bps(received.video_bytes) / received.video_streams as f64),
+            video_layers: Vec::new(),
+            received_video_bitrate_bps_unknown_layer: bps(received.video_bytes_unknown_layer),
             packets_received: received.packets,
             packets_expected: received.expected,
             packets_lost: received.lost(),
@@ -298,6 +316,18 @@ impl fmt::Display for Report {
             ),
             self.audio_streams
         )?;
+        if c.simulcast {
+            for l in &self.video_layers {
+                layers::write_layer_line(f, l)?;
+            }
+        }
+        if self.received_video_bitrate_bps_unknown_layer > 0.0 {
+            writeln!(
+                f,
+                "layer unknown   {:.1} kbit/s of video arrived before its stream's first keyframe",
+                self.received_video_bitrate_bps_unknown_layer / 1e3
+            )?;
+        }
         writeln!(
             f,
             "packet loss     {} of {} ({})",

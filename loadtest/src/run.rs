@@ -1,15 +1,17 @@
-//! One load test from start to finish: join every participant (publishers publish), wait until media flows,
-//! measure a window with progress lines, leave, and build the [`Report`].
+//! One load test from start to finish: join every participant (publishers publish), wait until media flows
+//! (and, with `--subscriber-quality`, until subscribers receive the layer they asked for), measure a window
+//! with progress lines, leave, and build the [`Report`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chorus_client::{Client, ConnectOptions, LatencyHistogram, MediaOptions};
+use chorus_client::{Client, ConnectOptions, LatencyHistogram, PublishOptions, VideoQuality};
 use futures_util::stream::{self, StreamExt};
 
 use crate::config::Config;
 use crate::data::DataTally;
+use crate::layers::{self, LayerConfig, SentBySize};
 use crate::report::{self, Received, Report, ReportConfig, Snapshot};
 use crate::scrape::{self, ServerSample};
 use crate::tokens::{TokenError, Tokens};
@@ -44,6 +46,8 @@ struct Participant {
     client: Arc<Client>,
     room: usize,
     role: Role,
+    /// The simulcast quality it asks for (`None`: the server's default, the best).
+    quality: Option<VideoQuality>,
 }
 
 /// Runs the whole test and returns its report (also written to `config.json`, if set).
@@ -70,6 +74,11 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         started.elapsed().as_secs_f64()
     ));
     settle(config, &participants, progress).await;
+    let asking: Vec<_> = participants
+        .iter()
+        .filter_map(|p| Some((&*p.client, p.quality?)))
+        .collect();
+    layers::settle_layers(config, &asking, progress).await;
 
     let tally = Arc::new(DataTally::default());
     let (stop_data, data_stopped) = tokio::sync::watch::channel(false);
@@ -97,6 +106,7 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
     }
 
     let before = snapshot(&participants);
+    let sent_before = sent_by_size(config, &participants);
     let server_before = sample(config).await;
     let window_start = Instant::now();
     let mut last = (window_start, before.clone(), server_before.clone());
@@ -118,6 +128,7 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         last = (Instant::now(), now_snap, server_now);
     }
     let after = snapshot(&participants);
+    let sent_after = sent_by_size(config, &participants);
     let server_after = sample(config).await;
     let window = window_start.elapsed();
     let _ = stop_data.send(true);
@@ -139,6 +150,8 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
         .as_ref()
         .zip(server_after.as_ref())
         .and_then(|(b, a)| report::server_figures(b, a));
+    let sent = layers::sent_since(&sent_before, &sent_after);
+    let publisher_count = publishers(&participants).count();
     leave_all(participants).await;
 
     let mut report = Report::new(
@@ -149,14 +162,23 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
             subscribers_per_room: config.subscribers,
             duration_secs: config.duration.as_secs_f64(),
             audio: config.audio,
-            simulcast: false,
+            simulcast: !config.simulcast.is_empty(),
             video_bitrate_bps: config.video_bitrate,
+            simulcast_layers: config.simulcast.iter().map(LayerConfig::from).collect(),
+            subscriber_quality: config.subscriber_quality.name().to_owned(),
         },
         config.participants(),
         &join_times,
         window,
         &received,
         server,
+    );
+    report.video_layers = layers::layer_figures(
+        &layers::layer_specs(config),
+        &received.video_layers,
+        &sent,
+        publisher_count,
+        window,
     );
     report.server_rss_bytes_before_join = rss_before_join;
     report.server_rss_bytes_per_participant = rss_per_participant;
@@ -232,10 +254,7 @@ async fn join_one(
         .await
         .map_err(|e| e.to_string())?;
     let options = ConnectOptions {
-        media: MediaOptions {
-            video_bitrate_bps: config.video_bitrate,
-            ..MediaOptions::default()
-        },
+        media: config.media_options(),
         // Data-only participants (game clients) take no media.
         auto_subscribe: role != Role::Data,
         ..ConnectOptions::default()
@@ -246,8 +265,12 @@ async fn join_one(
         .map_err(|e| format!("{room_name}/{identity}: {e}"))?;
     let took = start.elapsed();
     if role == Role::Publisher {
+        let video = PublishOptions {
+            simulcast: config.simulcast.clone(),
+            ..PublishOptions::video()
+        };
         client
-            .publish_video()
+            .publish(video)
             .await
             .map_err(|e| format!("{room_name}/{identity} publishing video: {e}"))?;
         if config.audio {
@@ -262,6 +285,10 @@ async fn join_one(
             client: Arc::new(client),
             room,
             role,
+            quality: match role {
+                Role::Subscriber => config.subscriber_quality.for_subscriber(i),
+                _ => None,
+            },
         },
         took,
     ))
@@ -304,6 +331,19 @@ async fn settle(config: &Config, participants: &[Participant], progress: Progres
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The publishers' clients.
+fn publishers(participants: &[Participant]) -> impl Iterator<Item = &Client> {
+    participants
+        .iter()
+        .filter(|p| p.role == Role::Publisher)
+        .map(|p| &*p.client)
+}
+
+fn sent_by_size(config: &Config, participants: &[Participant]) -> SentBySize {
+    let m = config.media_options();
+    layers::sent_by_size(publishers(participants), (m.video_width, m.video_height))
 }
 
 fn snapshot(participants: &[Participant]) -> Vec<Snapshot> {

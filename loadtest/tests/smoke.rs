@@ -1,6 +1,7 @@
-//! Smoke run of the load tester against an in-process server on loopback (what `scripts/test.sh` runs): a few
-//! seconds of one room with two publishers (audio + video) and one subscriber. Asserts only that media flowed
-//! and that the report and its JSON are well-formed — never a performance figure. (The server runs in this
+//! Smoke runs of the load tester against an in-process server on loopback (what `scripts/test.sh` runs): a few
+//! seconds of one room with two publishers (audio + video) and one subscriber; the same with a simulcast
+//! publisher and three subscribers asking for low, medium and high; and a data-only run. Asserts only that media
+//! flowed and that the report and its JSON are well-formed — never a performance figure. (The server runs in this
 //! process, so its CPU figures include the clients' and are meaningless here; they only have to be present.)
 
 use std::time::Duration;
@@ -88,11 +89,22 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         "subscriber_video_streams_per_core",
         "server_rss_bytes_before_join",
         "server_rss_bytes_per_participant",
+        "video_layers",
+        "received_video_bitrate_bps_unknown_layer",
     ] {
         assert!(v.get(field).is_some(), "JSON report lacks {field}: {text}");
     }
     assert_eq!(v["version"], loadtest::REPORT_VERSION);
     assert_eq!(v["video_streams"], 4);
+    // One encoding: one layer (no rid), 640×360, received on all four streams.
+    assert_eq!(
+        v["video_layers"].as_array().map(Vec::len),
+        Some(1),
+        "{text}"
+    );
+    assert!(v["video_layers"][0]["layer"].is_null());
+    assert_eq!(v["video_layers"][0]["width"], 640);
+    assert_eq!(v["video_layers"][0]["streams"], 4);
     assert!(v["server"]["forwarded_packets"]
         .as_u64()
         .is_some_and(|n| n > 0));
@@ -100,6 +112,106 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         v["server"]["forwarding_latency_ms_p99"].is_number()
             || v["server"]["forwarding_latency_ms_p99"].is_null()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_load_test_reports_each_layer() -> anyhow::Result<()> {
+    let ts = TestServer::start().await.context("start test server")?;
+    let key = ts.api_key().clone();
+    let url = ts.ws_url();
+    let args = Args::try_parse_from([
+        "loadtest",
+        "--url",
+        &url,
+        "--api-key",
+        &key.key,
+        "--api-secret",
+        &key.secret,
+        "--publishers",
+        "1",
+        "--subscribers",
+        "3",
+        "--simulcast",
+        "--subscriber-quality",
+        "mixed",
+        "--audio",
+        "--duration",
+        "3s",
+        "--progress-interval",
+        "1s",
+    ])?;
+    let config = Config::from_args(args)?;
+    let progress = |line: &str| eprintln!("{line}");
+    let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
+        .await
+        .context("load test took over 60 s")??;
+    eprintln!("{report}");
+
+    assert_eq!((report.participants, report.joined), (4, 4));
+    assert_eq!((report.video_streams, report.audio_streams), (3, 3));
+    assert!(report.config.simulcast);
+    assert_eq!(report.config.simulcast_layers.len(), 3);
+    // The three layers, smallest first, each received by (at least) the subscriber that asked for it, and
+    // sent by the publisher; together with what arrived before a first keyframe they are all the video.
+    let layers: Vec<_> = report
+        .video_layers
+        .iter()
+        .map(|l| (l.layer.as_deref(), l.width, l.height))
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            (Some("q"), 320, 180),
+            (Some("h"), 640, 360),
+            (Some("f"), 1280, 720)
+        ],
+        "{:?}",
+        report.video_layers
+    );
+    for l in &report.video_layers {
+        assert!(l.streams >= 1 && l.received_bitrate_bps > 0.0, "{l:?}");
+        assert!(l.received_bitrate_bps_per_stream.is_some(), "{l:?}");
+        assert!(
+            l.sent_bitrate_bps_per_publisher.is_some_and(|b| b > 0.0),
+            "{l:?}"
+        );
+        assert!(l.target_bitrate_bps.is_some(), "{l:?}");
+    }
+    let by_layer: f64 = report
+        .video_layers
+        .iter()
+        .map(|l| l.received_bitrate_bps)
+        .sum::<f64>()
+        + report.received_video_bitrate_bps_unknown_layer;
+    assert!(
+        (by_layer - report.received_video_bitrate_bps).abs() < 1.0,
+        "layers {by_layer} vs all video {}",
+        report.received_video_bitrate_bps
+    );
+
+    let v = serde_json::to_value(&report)?;
+    assert_eq!(v["config"]["simulcast"], true);
+    assert_eq!(v["config"]["subscriber_quality"], "mixed");
+    assert_eq!(v["config"]["simulcast_layers"][2]["rid"], "f");
+    for field in [
+        "layer",
+        "width",
+        "height",
+        "streams",
+        "packets",
+        "keyframes",
+        "received_bitrate_bps",
+        "received_bitrate_bps_per_stream",
+        "sent_bitrate_bps_per_publisher",
+        "target_bitrate_bps",
+    ] {
+        assert!(
+            v["video_layers"][0].get(field).is_some(),
+            "video_layers[0] lacks {field}: {v}"
+        );
+    }
+    assert!(v["received_video_bitrate_bps_unknown_layer"].is_number());
     Ok(())
 }
 

@@ -9,5 +9,6 @@ mod call_quality;
 mod chat;
 mod cluster;
 mod data_channels;
+mod simulcast;
 mod subscription_control;
 mod two_participants;

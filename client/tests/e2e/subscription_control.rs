@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{next_matching, room_name};
+use crate::support::{next_matching, room_name, server_stats};
 use anyhow::{bail, Context};
 use chorus_client::{Client, ClientEvent, ConnectOptions, ErrorCode};
 use chorus_protocol::{ClientMessage, LayerReason, ParticipantStats, VideoQuality};
@@ -12,12 +12,7 @@ use chorus_signaling::testing::TestServer;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 async fn stats(client: &Client) -> anyhow::Result<ParticipantStats> {
-    client.request_stats()?;
-    next_matching(client, "stats", DEADLINE, |e| match e {
-        ClientEvent::Stats(s) => Some(s),
-        _ => None,
-    })
-    .await
+    server_stats(client, DEADLINE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! Helpers shared by the client integration tests (each module uses a different subset): unique room
-//! names, log output, waiting for an event, counting received packets.
+//! names, log output, waiting for an event or a condition, the server's stats, counting received packets.
 #![allow(dead_code)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +56,19 @@ pub async fn wait_event(
     next_matching(client, what, within, |e| want(&e).then_some(e)).await
 }
 
+/// Asks the server for `client`'s media stats and waits (up to `within`) for the answer.
+pub async fn server_stats(
+    client: &Client,
+    within: Duration,
+) -> anyhow::Result<chorus_protocol::ParticipantStats> {
+    client.request_stats()?;
+    next_matching(client, "stats", within, |e| match e {
+        ClientEvent::Stats(s) => Some(s),
+        _ => None,
+    })
+    .await
+}
+
 /// Packets `receiver` has received of the tracks of participant `from` (of `kind` only, if given).
 pub fn packets_from(receiver: &Client, from: &str, kind: Option<TrackKind>) -> u64 {
     receiver
@@ -64,4 +77,20 @@ pub fn packets_from(receiver: &Client, from: &str, kind: Option<TrackKind>) -> u
         .filter(|t| t.participant_sid == from && kind.is_none_or(|k| t.kind == k))
         .map(|t| t.packets)
         .sum()
+}
+
+/// Polls `cond` every 100 ms until it holds; an error naming `what` after `within`.
+pub async fn wait_until(
+    what: &str,
+    within: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
