@@ -376,13 +376,7 @@ impl UdpSide {
                 }
             }
         }
-        send(
-            &self.socket,
-            &mut self.outbox,
-            &mut self.forwarded,
-            core,
-            tcp,
-        );
+        self.flush(core, tcp);
     }
 
     /// Sends everything the core has queued.
