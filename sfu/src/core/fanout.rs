@@ -205,6 +205,11 @@ impl WorkerCore {
             let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
+            // Forwarded media leaves at once, as mediasoup and LiveKit's default send it: str0m's pacer would
+            // spread a keyframe burst over tens of milliseconds and costs a timer round per packet. Send-side
+            // estimation still runs on transport-wide feedback, and the downlink allocation keeps the chosen
+            // layers within it.
+            tx.set_unpaced(true);
             tx.write_rtp(write);
             self.stats.count_forwarded(route.kind, pkt.payload.len());
             if !self.dirty.contains(&(sk, PcKind::Subscriber)) {

@@ -75,6 +75,33 @@ fn forwards_video_between_two_clients_with_continuous_numbering() {
 }
 
 #[test]
+fn a_burst_of_video_is_forwarded_at_once_not_paced() {
+    let mut h = Harness::new();
+    let mid = h.publish_to_bob(TrackKey(100));
+    h.run_for(Duration::from_secs(2));
+    h.alice_sends_frames(mid, 5, 0);
+    h.run_for(Duration::from_millis(100));
+    let before = h.bob.received.len();
+    assert!(before >= 4, "bob received {before} of the first 5 packets");
+
+    // A keyframe's worth of packets at one instant (40 of about 1 KB), which a pacer at the subscriber's starting
+    // estimate would spread over tens of milliseconds.
+    const BURST: usize = 40;
+    for i in 0..BURST {
+        h.alice_writes_frame(mid, false, 500, 30_000 + i as u64);
+    }
+    let at = h.now;
+    h.run(Duration::ZERO);
+    assert_eq!(h.now, at, "the clock did not move");
+    assert_eq!(
+        h.bob.received.len() - before,
+        BURST,
+        "the whole burst reached bob at the instant it was sent"
+    );
+    assert_consecutive(&h.bob.received);
+}
+
+#[test]
 fn garbage_datagrams_and_unknown_commands_are_harmless() {
     let mut h = Harness::new();
     let src = addr("10.9.9.9:1234");

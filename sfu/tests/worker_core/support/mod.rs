@@ -367,28 +367,28 @@ impl Harness {
     /// Alice sends `n` frames at 30 fps in her codec, the first a keyframe, each one RTP packet.
     pub fn alice_sends_frames(&mut self, mid: Mid, n: u32, start_ts: u64) {
         for i in 0..n {
-            let pt = {
-                let writer = self.alice.rtc.writer(mid).expect("writer");
-                let pt = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == self.codec)
-                    .expect("the codec was negotiated")
-                    .pt();
-                pt
-            };
-            let keyframe = i == 0;
-            let data = frame(self.codec, keyframe);
-            let writer = self.alice.rtc.writer(mid).expect("writer");
-            writer
-                .write(
-                    pt,
-                    self.now,
-                    MediaTime::from_90khz(start_ts + u64::from(i) * 3000),
-                    data,
-                )
-                .expect("write frame");
+            self.alice_writes_frame(mid, i == 0, 0, start_ts + u64::from(i) * 3000);
             self.run(Duration::from_millis(33));
         }
+    }
+
+    /// Alice hands one frame (one RTP packet, `extra` bytes longer than [`frame`]'s) to her connection without
+    /// moving anything across the network.
+    pub fn alice_writes_frame(&mut self, mid: Mid, keyframe: bool, extra: usize, ts: u64) {
+        let pt = {
+            let writer = self.alice.rtc.writer(mid).expect("writer");
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == self.codec)
+                .expect("the codec was negotiated")
+                .pt();
+            pt
+        };
+        let data = frame_with_padding(self.codec, keyframe, extra);
+        let writer = self.alice.rtc.writer(mid).expect("writer");
+        writer
+            .write(pt, self.now, MediaTime::from_90khz(ts), data)
+            .expect("write frame");
     }
 }
 
