@@ -4,8 +4,9 @@
 //! The SFU always makes the offers on the subscriber connection and never has more than one outstanding:
 //! changes made while an offer is pending wait for the answer, then go out in the next offer.
 
-use std::collections::HashMap;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -111,9 +112,9 @@ pub struct Participant {
     pub publisher: Peer,
     pub subscriber: Peer,
     /// Publisher-connection mid → the track it carries.
-    pub published: HashMap<Mid, TrackKey>,
-    pub out: HashMap<TrackKey, OutTrack>,
-    pub out_by_mid: HashMap<Mid, TrackKey>,
+    pub published: FxHashMap<Mid, TrackKey>,
+    pub out: FxHashMap<TrackKey, OutTrack>,
+    pub out_by_mid: FxHashMap<Mid, TrackKey>,
     free_slots: Vec<FreeSlot>,
     negotiation: SubscriberNegotiation,
     pub downlink: Downlink,
@@ -123,6 +124,8 @@ pub struct Participant {
     pub data: DataEndpoint,
     /// Call quality, fed from both connections' stats.
     pub quality: QualityMeter,
+    /// Whether the publisher, subscriber connection is in the worker's list of peers to drain.
+    dirty: [bool; 2],
 }
 
 impl Participant {
@@ -138,14 +141,15 @@ impl Participant {
             room,
             publisher,
             subscriber,
-            published: HashMap::new(),
-            out: HashMap::new(),
-            out_by_mid: HashMap::new(),
+            published: FxHashMap::default(),
+            out: FxHashMap::default(),
+            out_by_mid: FxHashMap::default(),
             free_slots: Vec::new(),
             negotiation: SubscriberNegotiation::default(),
             downlink: Downlink::default(),
             ice_disconnected: [None; 2],
             data,
+            dirty: [false; 2],
             quality: QualityMeter::new(now),
         }
     }
@@ -154,6 +158,22 @@ impl Participant {
         match pc {
             PcKind::Publisher => &mut self.publisher,
             PcKind::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    /// Whether connection `pc` is in the worker's list of peers to drain.
+    pub fn dirty(&mut self, pc: PcKind) -> &mut bool {
+        &mut self.dirty[pc as usize]
+    }
+
+    /// Put connection `pc` in the worker's list of peers to drain, unless it is there already (a flag, not a
+    /// search of the list: this runs for every forwarded copy).
+    pub fn mark_dirty(&mut self, pc: PcKind, list: &mut Vec<(ParticipantKey, PcKind)>) {
+        let key = self.key;
+        let flag = self.dirty(pc);
+        if !*flag {
+            *flag = true;
+            list.push((key, pc));
         }
     }
 
@@ -184,7 +204,7 @@ impl Participant {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| format!("offer not accepted: {e}"))?;
-        let mut now_published = HashMap::new();
+        let mut now_published = FxHashMap::default();
         for t in tracks {
             now_published.insert(Mid::from(t.mid.as_str()), t.track);
         }

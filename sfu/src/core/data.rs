@@ -186,9 +186,7 @@ impl WorkerCore {
                 Ok(true) => {
                     self.stats.data_messages_out += 1;
                     self.stats.data_bytes_out += d.frame.len() as u64;
-                    if !self.dirty.contains(&(rk, PcKind::Publisher)) {
-                        self.dirty.push((rk, PcKind::Publisher));
-                    }
+                    q.mark_dirty(PcKind::Publisher, &mut self.dirty);
                 }
                 Ok(false) if d.kind == DataKind::Reliable => backlogged.push(rk),
                 Ok(false) => self.stats.data_dropped += 1,

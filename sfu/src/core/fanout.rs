@@ -212,9 +212,7 @@ impl WorkerCore {
             tx.set_unpaced(true);
             tx.write_rtp(write);
             self.stats.count_forwarded(route.kind, pkt.payload.len());
-            if !self.dirty.contains(&(sk, PcKind::Subscriber)) {
-                self.dirty.push((sk, PcKind::Subscriber));
-            }
+            sub.mark_dirty(PcKind::Subscriber, &mut self.dirty);
         }
         for l in 0..8 {
             if need_keyframe & (1 << l) != 0 {

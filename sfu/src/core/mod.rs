@@ -10,11 +10,12 @@
 //! touches a socket; `io.rs` does that. A str0m panic while handling one participant ends that participant
 //! only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use str0m::net::{Protocol, Transmit};
 use str0m::Event as RtcEvent;
 
@@ -42,12 +43,14 @@ pub const ICE_DISCONNECT_GRACE: std::time::Duration = std::time::Duration::from_
 pub struct WorkerCore {
     /// The addresses advertised to clients as our host candidates.
     endpoint: LocalEndpoint,
-    rooms: HashMap<RoomKey, RoomMedia>,
-    participants: HashMap<ParticipantKey, Participant>,
-    tracks: HashMap<TrackKey, TrackRoute>,
+    // Keyed by ids the signaling side assigns (not by anything a client sends), looked up per forwarded copy:
+    // a fast hasher, not SipHash.
+    rooms: FxHashMap<RoomKey, RoomMedia>,
+    participants: FxHashMap<ParticipantKey, Participant>,
+    tracks: FxHashMap<TrackKey, TrackRoute>,
     router: Router,
     transmits: VecDeque<Transmit>,
-    /// Peers with output to drain.
+    /// Peers with output to drain (each once: `Participant::dirty` says whether it is listed).
     dirty: Vec<(ParticipantKey, PcKind)>,
     /// Subscribers whose forwarded tracks changed during this input: one offer each, after it.
     needs_offer: Vec<ParticipantKey>,
@@ -58,7 +61,7 @@ pub struct WorkerCore {
     /// Whose peer we are inside, to blame on a panic.
     current: Option<ParticipantKey>,
     /// Subscriber connections that completed DTLS (writing before that only fills queues).
-    connected_subscribers: std::collections::HashSet<ParticipantKey>,
+    connected_subscribers: FxHashSet<ParticipantKey>,
     /// When allocation and dynacast are next re-evaluated (none while the worker is empty).
     next_tick: Option<Instant>,
     pub stats: WorkerStats,
@@ -78,9 +81,9 @@ impl WorkerCore {
                 tcp: None,
                 ufrag_prefix: String::new(),
             },
-            rooms: HashMap::new(),
-            participants: HashMap::new(),
-            tracks: HashMap::new(),
+            rooms: FxHashMap::default(),
+            participants: FxHashMap::default(),
+            tracks: FxHashMap::default(),
             router: Router::default(),
             transmits: VecDeque::new(),
             dirty: Vec::new(),
@@ -222,13 +225,13 @@ impl WorkerCore {
         }));
         if result.is_err() {
             self.stats.participant_faults += 1;
-            self.dirty.clear();
+            self.clear_dirty();
             if let Some(pk) = self.current.take() {
                 tracing::error!(participant = %pk, "panic while handling participant; removing it");
                 self.fail_participant(now, pk, "internal fault in the media engine".into());
                 // Removing may itself touch other peers (renegotiation); settle without re-entering the guard.
                 if catch_unwind(AssertUnwindSafe(|| self.settle(now))).is_err() {
-                    self.dirty.clear();
+                    self.clear_dirty();
                     self.needs_offer.clear();
                 }
             }
@@ -259,8 +262,17 @@ impl WorkerCore {
     }
 
     fn mark_dirty(&mut self, pk: ParticipantKey, pc: PcKind) {
-        if !self.dirty.contains(&(pk, pc)) {
-            self.dirty.push((pk, pc));
+        if let Some(p) = self.participants.get_mut(&pk) {
+            p.mark_dirty(pc, &mut self.dirty);
+        }
+    }
+
+    /// Forget every listed peer (after a panic left the list half drained).
+    fn clear_dirty(&mut self) {
+        for (pk, pc) in self.dirty.drain(..) {
+            if let Some(p) = self.participants.get_mut(&pk) {
+                *p.dirty(pc) = false;
+            }
         }
     }
 
@@ -270,6 +282,7 @@ impl WorkerCore {
             let Some(p) = self.participants.get_mut(&pk) else {
                 continue;
             };
+            *p.dirty(pc) = false;
             self.current = Some(pk);
             let peer = p.peer(pc);
             let result = peer.poll(now, &mut self.transmits, &mut events);
