@@ -19,23 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
-use nix::time::{clock_gettime, ClockId};
-use nix::unistd::Pid;
 
-fn pin(cpu: usize) {
-    let mut set = CpuSet::new();
-    if set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_err() {
-        eprintln!("could not pin to CPU {cpu}; figures will be noisier");
-    }
-}
-
-fn thread_cpu() -> Duration {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
-}
+#[path = "support/threads.rs"]
+mod threads;
+use threads::{pin, thread_cpu};
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
