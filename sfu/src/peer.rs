@@ -14,8 +14,12 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError}
 /// How many packets per outgoing video stream str0m keeps for answering NACKs.
 const VIDEO_SEND_BUFFER: usize = 1000;
 
-/// At most this many due timeouts are handled inside one [`Peer::poll`] (each can release one paced packet).
+/// At most this many due timeouts are handled inside one [`Peer::poll`] (each can release one queued packet).
 const INLINE_TIMEOUT_ROUNDS: u32 = 32;
+
+/// How str0m says "right away": one microsecond after the latest time it was given (its pacer does, after
+/// every packet, so that its clock moves between two packets). A timeout this close is due.
+const IMMEDIATELY: Duration = Duration::from_micros(1);
 
 /// How often str0m reports per-stream stats (the worker counts NACKs received from them).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -42,6 +46,9 @@ pub struct Peer {
     rtc: Rtc,
     ufrag: String,
     deadline: Instant,
+    /// The latest time given to str0m (a few microseconds ahead of the caller's clock after immediate
+    /// timeouts; str0m's own clock never goes back).
+    clock: Instant,
 }
 
 impl Peer {
@@ -89,6 +96,7 @@ impl Peer {
             rtc,
             ufrag,
             deadline: now,
+            clock: now,
         })
     }
 
@@ -122,22 +130,25 @@ impl Peer {
             tracing::trace!(%source, len = data.len(), "unparseable datagram");
             return Ok(());
         };
+        self.clock = self.clock.max(now);
         self.rtc.handle_input(Input::Receive(now, receive))?;
         Ok(())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        self.clock = self.clock.max(now);
         self.rtc.handle_input(Input::Timeout(now))?;
         Ok(())
     }
 
     /// Drain output until str0m asks to be woken later than `now`: transmits to `transmits`, events to `events`.
     ///
-    /// A timeout that is already due is handled on the spot and the drain goes on. str0m's pacer releases one
-    /// packet per timer round (it asks for an immediate timeout after each), so without this every forwarded
-    /// copy would wait for the worker's next loop iteration: a deadline scan over every participant, a timer
-    /// pass and a second flush, per packet. Bounded, so a peer that keeps asking for "now" cannot hold the
-    /// worker; the rest then waits for the next iteration as before.
+    /// A timeout that is already due, or asked for [`IMMEDIATELY`], is handled on the spot (at its time) and
+    /// the drain goes on. str0m releases a written packet only after a timer round, and its pacer asks for an
+    /// immediate one after each packet; without this every forwarded copy would wait for the worker's next
+    /// loop iteration: a deadline scan over every participant, a timer pass and a second flush, per packet.
+    /// Bounded, so a peer that keeps asking for "now" cannot hold the worker; the rest then waits for the
+    /// next iteration.
     pub fn poll(
         &mut self,
         now: Instant,
@@ -156,13 +167,15 @@ impl Peer {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => {
                     idle_rounds = if produced { 0 } else { idle_rounds + 1 };
-                    if t > now || rounds >= INLINE_TIMEOUT_ROUNDS || idle_rounds > 2 {
+                    let due = t <= self.clock.max(now) + IMMEDIATELY;
+                    if !due || rounds >= INLINE_TIMEOUT_ROUNDS || idle_rounds > 2 {
                         self.deadline = t;
                         return Ok(());
                     }
                     rounds += 1;
                     produced = false;
-                    self.rtc.handle_input(Input::Timeout(now))?;
+                    self.clock = self.clock.max(now).max(t);
+                    self.rtc.handle_input(Input::Timeout(self.clock))?;
                 }
                 Output::Transmit(t) => {
                     produced = true;

@@ -91,6 +91,16 @@ fn a_burst_of_video_is_forwarded_at_once_not_paced() {
         h.alice_writes_frame(mid, false, 500, 30_000 + i as u64);
     }
     let at = h.now;
+    // Alice's datagrams reach the core, which forwards them (the copies wait in its transmit queue).
+    h.drain_client(true);
+    // str0m's "right away" timer rounds (one after each packet) ran while the core drained bob's connection,
+    // rather than being left for the worker's next loop iteration.
+    let deadline = h.core.next_deadline().expect("a deadline");
+    assert!(
+        deadline >= at + Duration::from_millis(1),
+        "a timer pass is due {:?} after the burst",
+        deadline.saturating_duration_since(at)
+    );
     h.run(Duration::ZERO);
     assert_eq!(h.now, at, "the clock did not move");
     assert_eq!(
