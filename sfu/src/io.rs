@@ -29,8 +29,9 @@ const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 /// to [`RECV_BATCH`] datagrams each, before it waits again.
 const MAX_RECV_ROUNDS: usize = 4;
 
-/// Copies wait to be sent until a forwarded datagram has waited this long (or the input runs dry): several
-/// packets to one subscriber then leave together, as one GSO message (a run of a video frame's packets), at a
+/// Copies are made and sent (the core drains its subscribers when polled for transmits) once a forwarded
+/// datagram has waited this long, or the input runs dry: the packets a batch brought for one subscriber then
+/// cost one str0m drain and leave together, as one GSO message (a run of a video frame's packets), at a
 /// bounded cost in latency.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 

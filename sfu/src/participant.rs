@@ -126,6 +126,9 @@ pub struct Participant {
     pub quality: QualityMeter,
     /// Whether the publisher, subscriber connection is in the worker's list of peers to drain.
     dirty: [bool; 2],
+    /// Whether forwarded copies were written into the subscriber connection since the worker last drained
+    /// it for them (see `WorkerCore::poll_transmit`).
+    copies_written: bool,
 }
 
 impl Participant {
@@ -150,6 +153,7 @@ impl Participant {
             ice_disconnected: [None; 2],
             data,
             dirty: [false; 2],
+            copies_written: false,
             quality: QualityMeter::new(now),
         }
     }
@@ -175,6 +179,20 @@ impl Participant {
             *flag = true;
             list.push((key, pc));
         }
+    }
+
+    /// Note that forwarded copies were written into the subscriber connection: the first time since the last
+    /// fan-out drain, the participant joins `list` (the worker's subscribers to drain then).
+    pub fn note_copies_written(&mut self, list: &mut Vec<ParticipantKey>) {
+        if !self.copies_written {
+            self.copies_written = true;
+            list.push(self.key);
+        }
+    }
+
+    /// The fan-out drain takes this participant's written copies: true if there were any.
+    pub fn take_copies_written(&mut self) -> bool {
+        std::mem::take(&mut self.copies_written)
     }
 
     /// Since when a connection has been ICE-disconnected (`None` while it is not).

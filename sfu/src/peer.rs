@@ -14,8 +14,10 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError}
 /// How many packets per outgoing video stream str0m keeps for answering NACKs.
 const VIDEO_SEND_BUFFER: usize = 1000;
 
-/// At most this many due timeouts are handled inside one [`Peer::poll`] (each can release one queued packet).
-const INLINE_TIMEOUT_ROUNDS: u32 = 32;
+/// At most this many due timeouts are handled inside one [`Peer::poll`]. Each can release one queued packet,
+/// and a subscriber connection is drained once for all the copies a batch of input brought it (up to one per
+/// datagram of a 128-datagram batch, per track).
+const INLINE_TIMEOUT_ROUNDS: u32 = 256;
 
 /// How str0m says "right away": one microsecond after the latest time it was given (its pacer does, after
 /// every packet, so that its clock moves between two packets). A timeout this close is due.

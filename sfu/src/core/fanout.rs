@@ -212,7 +212,8 @@ impl WorkerCore {
             tx.set_unpaced(true);
             tx.write_rtp(write);
             self.stats.count_forwarded(route.kind, pkt.payload.len());
-            sub.mark_dirty(PcKind::Subscriber, &mut self.dirty);
+            // Drained when the caller polls for transmits, with every other copy written to `sub` meanwhile.
+            sub.note_copies_written(&mut self.copies_written);
         }
         for l in 0..8 {
             if need_keyframe & (1 << l) != 0 {

@@ -6,7 +6,8 @@
 //! participants' call-quality meters; `speakers.rs` the rooms' active speakers.
 //!
 //! [`WorkerCore`] is fed commands, datagrams and timeouts with the caller's clock, and yields transmits (via
-//! [`WorkerCore::poll_transmit`]) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
+//! [`WorkerCore::poll_transmit`], which also drains the subscriber connections that forwarded copies were
+//! written into since the last poll) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
 //! touches a socket; `io.rs` does that. A str0m panic while handling one participant ends that participant
 //! only.
 
@@ -52,6 +53,10 @@ pub struct WorkerCore {
     transmits: VecDeque<Transmit>,
     /// Peers with output to drain (each once: `Participant::dirty` says whether it is listed).
     dirty: Vec<(ParticipantKey, PcKind)>,
+    /// Subscribers that forwarded copies were written into since the last fan-out drain (each once).
+    copies_written: Vec<ParticipantKey>,
+    /// The time of the latest input; the fan-out drain runs at it.
+    last_input: Option<Instant>,
     /// Subscribers whose forwarded tracks changed during this input: one offer each, after it.
     needs_offer: Vec<ParticipantKey>,
     /// Reused buffer for the participants whose timers are due.
@@ -87,6 +92,8 @@ impl WorkerCore {
             router: Router::default(),
             transmits: VecDeque::new(),
             dirty: Vec::new(),
+            copies_written: Vec::new(),
+            last_input: None,
             needs_offer: Vec::new(),
             due_buf: Vec::new(),
             event_buf: Vec::new(),
@@ -130,8 +137,35 @@ impl WorkerCore {
     }
 
     /// The next datagram to send.
+    ///
+    /// Forwarded copies are written into the subscribers' connections as packets arrive, but those connections
+    /// are drained here, once the queue of ready datagrams runs dry: all the packets a batch of input brought
+    /// for one subscriber then cost one drain instead of one each, and leave as a run to that subscriber (one
+    /// GSO message). The caller bounds what that adds to latency by how much input it feeds between polls
+    /// (`io.rs`: until the input runs dry, or for at most `FLUSH_AFTER`).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.transmits.is_empty() && !self.copies_written.is_empty() {
+            self.drain_copies();
+        }
         self.transmits.pop_front()
+    }
+
+    /// Drain every subscriber connection that forwarded copies were written into since the last time.
+    fn drain_copies(&mut self) {
+        let Some(now) = self.last_input else {
+            return;
+        };
+        self.guarded(now, |core| {
+            let mut written = std::mem::take(&mut core.copies_written);
+            for sk in written.drain(..) {
+                if let Some(p) = core.participants.get_mut(&sk) {
+                    if p.take_copies_written() {
+                        p.mark_dirty(PcKind::Subscriber, &mut core.dirty);
+                    }
+                }
+            }
+            core.copies_written = written;
+        });
     }
 
     /// When [`WorkerCore::handle_timeout`] should next be called.
@@ -219,6 +253,7 @@ impl WorkerCore {
 
     /// Run `f`, then drain every peer it touched; a panic ends the participant being worked on.
     fn guarded(&mut self, now: Instant, f: impl FnOnce(&mut Self)) {
+        self.last_input = Some(self.last_input.map_or(now, |t| t.max(now)));
         let result = catch_unwind(AssertUnwindSafe(|| {
             f(self);
             self.settle(now);
