@@ -372,7 +372,7 @@ impl Harness {
         }
     }
 
-    /// Alice hands one frame (one RTP packet, `extra` bytes longer than [`frame`]'s) to her connection without
+    /// Alice hands one frame (one RTP packet, `extra` bytes longer than the usual size) to her connection without
     /// moving anything across the network.
     pub fn alice_writes_frame(&mut self, mid: Mid, keyframe: bool, extra: usize, ts: u64) {
         let pt = {
@@ -392,12 +392,8 @@ impl Harness {
     }
 }
 
-/// A frame whose first bytes say keyframe or not the way each codec does; keyframes are bigger.
-pub fn frame(codec: Codec, keyframe: bool) -> Vec<u8> {
-    frame_with_padding(codec, keyframe, 0)
-}
-
-/// [`frame`], `extra` bytes longer (to tell simulcast layers apart at the receiver).
+/// A frame whose first bytes say keyframe or not the way each codec does; keyframes are bigger. `extra` bytes
+/// longer than the usual size (to tell simulcast layers apart at the receiver, or to fill packets).
 pub fn frame_with_padding(codec: Codec, keyframe: bool, extra: usize) -> Vec<u8> {
     let header: &[u8] = match (codec, keyframe) {
         // VP8 frame tag: bit 0 clear on a keyframe.
