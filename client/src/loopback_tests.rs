@@ -151,13 +151,17 @@ pub(crate) fn answer_offers(
     (pump, log)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publisher_offers_and_sends_media_over_loopback() {
+/// A publisher whose offers the fake server (a plain webrtc-rs peer) answers: the publisher, the server's
+/// connection, the task answering offers and its log.
+pub(crate) async fn loopback_publisher() -> (
+    Arc<Publisher>,
+    Arc<RTCPeerConnection>,
+    JoinHandle<()>,
+    Arc<Mutex<FakeServerLog>>,
+) {
     init_logs();
     let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
     let server = new_peer_connection(&api, &[]).await.expect("server pc");
-    let received = count_incoming(&server);
-
     let (signal, outbox) = SignalSender::test_pair();
     let pc = new_peer_connection(&api, &[]).await.expect("client pc");
     let publisher = Arc::new(Publisher::new(
@@ -167,8 +171,15 @@ async fn publisher_offers_and_sends_media_over_loopback() {
         "stream".into(),
         DEADLINE,
     ));
-
     let (pump, log) = answer_offers(Arc::clone(&publisher), Arc::clone(&server), outbox);
+    (publisher, server, pump, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_offers_and_sends_media_over_loopback() {
+    let (publisher, server, pump, log) = loopback_publisher().await;
+    // Tracks arrive only once something is published.
+    let received = count_incoming(&server);
 
     let audio = tokio::time::timeout(DEADLINE, publisher.publish(PublishOptions::audio()))
         .await

@@ -3,16 +3,12 @@
 //! rids lowest first with the top layer's size, every layer's source sends, and mute and dynacast stop the
 //! right layers. That the server receives and forwards the layers is `tests/e2e/simulcast.rs`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_protocol::TrackKind;
 
-use crate::connection::SignalSender;
 use crate::local_track::PublishOptions;
-use crate::loopback_tests::{answer_offers, init_logs, wait_for, DEADLINE};
-use crate::media::MediaOptions;
-use crate::peer::{build_api, new_peer_connection};
+use crate::loopback_tests::{loopback_publisher, wait_for, DEADLINE};
 use crate::publisher::Publisher;
 use crate::{ClientError, SimulcastLayer};
 
@@ -27,19 +23,7 @@ fn layer_frames(publisher: &Publisher) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_offer_layers_mute_and_dynacast() {
-    init_logs();
-    let api = build_api(chorus_protocol::PcTarget::Publisher).expect("api");
-    let server = new_peer_connection(&api, &[]).await.expect("server pc");
-    let (signal, outbox) = SignalSender::test_pair();
-    let pc = new_peer_connection(&api, &[]).await.expect("client pc");
-    let publisher = Arc::new(Publisher::new(
-        pc,
-        signal,
-        MediaOptions::default(),
-        "stream".into(),
-        DEADLINE,
-    ));
-    let (pump, log) = answer_offers(Arc::clone(&publisher), Arc::clone(&server), outbox);
+    let (publisher, server, pump, log) = loopback_publisher().await;
 
     // Bad requests are refused before anything is negotiated.
     let audio = PublishOptions {

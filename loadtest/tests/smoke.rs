@@ -11,14 +11,12 @@ use chorus_signaling::testing::TestServer;
 use clap::Parser;
 use loadtest::{Args, Config};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
-    let ts = TestServer::start().await.context("start test server")?;
-    let json = std::env::temp_dir().join(format!("chorus-loadtest-{}.json", std::process::id()));
+/// Runs the load tester against `ts` with `args` after the URL and credentials (at most 60 s), printing its
+/// progress and report.
+async fn run_load_test(ts: &TestServer, args: &[&str]) -> anyhow::Result<loadtest::Report> {
     let key = ts.api_key().clone();
     let url = ts.ws_url();
-    let path = json.display().to_string();
-    let args = Args::try_parse_from([
+    let mut argv = vec![
         "loadtest",
         "--url",
         &url,
@@ -26,26 +24,41 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         &key.key,
         "--api-secret",
         &key.secret,
-        "--rooms",
-        "1",
-        "--publishers",
-        "2",
-        "--subscribers",
-        "1",
-        "--audio",
-        "--duration",
-        "5s",
-        "--progress-interval",
-        "1s",
-        "--json",
-        &path,
-    ])?;
-    let config = Config::from_args(args)?;
+    ];
+    argv.extend_from_slice(args);
+    let config = Config::from_args(Args::try_parse_from(argv)?)?;
     let progress = |line: &str| eprintln!("{line}");
     let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
         .await
         .context("load test took over 60 s")??;
     eprintln!("{report}");
+    Ok(report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
+    let ts = TestServer::start().await.context("start test server")?;
+    let json = std::env::temp_dir().join(format!("chorus-loadtest-{}.json", std::process::id()));
+    let path = json.display().to_string();
+    let report = run_load_test(
+        &ts,
+        &[
+            "--rooms",
+            "1",
+            "--publishers",
+            "2",
+            "--subscribers",
+            "1",
+            "--audio",
+            "--duration",
+            "5s",
+            "--progress-interval",
+            "1s",
+            "--json",
+            &path,
+        ],
+    )
+    .await?;
 
     assert_eq!((report.participants, report.joined), (3, 3));
     // Each publisher receives the other; the subscriber receives both: 4 video and 4 audio streams.
@@ -118,35 +131,24 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_load_test_reports_each_layer() -> anyhow::Result<()> {
     let ts = TestServer::start().await.context("start test server")?;
-    let key = ts.api_key().clone();
-    let url = ts.ws_url();
-    let args = Args::try_parse_from([
-        "loadtest",
-        "--url",
-        &url,
-        "--api-key",
-        &key.key,
-        "--api-secret",
-        &key.secret,
-        "--publishers",
-        "1",
-        "--subscribers",
-        "3",
-        "--simulcast",
-        "--subscriber-quality",
-        "mixed",
-        "--audio",
-        "--duration",
-        "3s",
-        "--progress-interval",
-        "1s",
-    ])?;
-    let config = Config::from_args(args)?;
-    let progress = |line: &str| eprintln!("{line}");
-    let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
-        .await
-        .context("load test took over 60 s")??;
-    eprintln!("{report}");
+    let report = run_load_test(
+        &ts,
+        &[
+            "--publishers",
+            "1",
+            "--subscribers",
+            "3",
+            "--simulcast",
+            "--subscriber-quality",
+            "mixed",
+            "--audio",
+            "--duration",
+            "3s",
+            "--progress-interval",
+            "1s",
+        ],
+    )
+    .await?;
 
     assert_eq!((report.participants, report.joined), (4, 4));
     assert_eq!((report.video_streams, report.audio_streams), (3, 3));
@@ -218,37 +220,26 @@ async fn simulcast_load_test_reports_each_layer() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_only_load_test_reports_delivery_per_channel() -> anyhow::Result<()> {
     let ts = TestServer::start().await.context("start test server")?;
-    let key = ts.api_key().clone();
-    let url = ts.ws_url();
-    let args = Args::try_parse_from([
-        "loadtest",
-        "--url",
-        &url,
-        "--api-key",
-        &key.key,
-        "--api-secret",
-        &key.secret,
-        "--publishers",
-        "0",
-        "--subscribers",
-        "0",
-        "--data-participants",
-        "3",
-        "--data-rate",
-        "20",
-        "--data-size",
-        "200",
-        "--duration",
-        "3s",
-        "--progress-interval",
-        "1s",
-    ])?;
-    let config = Config::from_args(args)?;
-    let progress = |line: &str| eprintln!("{line}");
-    let report = tokio::time::timeout(Duration::from_secs(60), loadtest::run(&config, &progress))
-        .await
-        .context("load test took over 60 s")??;
-    eprintln!("{report}");
+    let report = run_load_test(
+        &ts,
+        &[
+            "--publishers",
+            "0",
+            "--subscribers",
+            "0",
+            "--data-participants",
+            "3",
+            "--data-rate",
+            "20",
+            "--data-size",
+            "200",
+            "--duration",
+            "3s",
+            "--progress-interval",
+            "1s",
+        ],
+    )
+    .await?;
     assert_eq!((report.participants, report.joined), (3, 3));
     let data = report.data.as_ref().context("data figures")?;
     for (name, kind) in [("reliable", &data.reliable), ("lossy", &data.lossy)] {

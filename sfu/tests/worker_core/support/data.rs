@@ -8,10 +8,9 @@ use chorus_protocol::data::{IncomingData, OutgoingData};
 use chorus_sfu::core::WorkerCore;
 use chorus_sfu::{Command, DataLimits, Event, ParticipantKey};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
+use str0m::{Candidate, Event as RtcEvent, Output, Rtc};
 
-use super::{accept_answer, addr, ROOM};
+use super::{accept_answer, addr, advance, deliver, ROOM};
 
 /// A message as a client received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,12 +217,7 @@ impl DataNet {
                 if !self.clients[i].online {
                     continue;
                 }
-                let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                    .expect("SFU datagram parses");
-                self.clients[i]
-                    .rtc
-                    .handle_input(Input::Receive(self.now, input))
-                    .expect("client accepts");
+                deliver(&mut self.clients[i].rtc, self.now, &t);
                 self.drain_client(i);
             }
             if !moved {
@@ -231,14 +225,11 @@ impl DataNet {
             }
         }
         self.now += step;
-        for c in &mut self.clients {
-            c.rtc
-                .handle_input(Input::Timeout(self.now))
-                .expect("timeout");
-        }
-        if self.core.next_deadline().is_some_and(|d| d <= self.now) {
-            self.core.handle_timeout(self.now);
-        }
+        advance(
+            self.now,
+            self.clients.iter_mut().map(|c| &mut c.rtc),
+            &mut self.core,
+        );
     }
 
     pub fn run_for(&mut self, total: Duration) {

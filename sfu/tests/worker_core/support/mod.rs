@@ -13,7 +13,7 @@ use chorus_sfu::{Command, Event, MediaKind, ParticipantKey, RoomKey, TrackKey, T
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
 
 pub const ROOM: RoomKey = RoomKey(1);
@@ -231,12 +231,7 @@ impl Harness {
                 } else {
                     &mut self.bob
                 };
-                let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                    .expect("SFU datagram parses");
-                client
-                    .rtc
-                    .handle_input(Input::Receive(self.now, input))
-                    .expect("client accepts");
+                deliver(&mut client.rtc, self.now, &t);
                 self.drain_client(to_alice);
             }
             if !moved {
@@ -244,12 +239,11 @@ impl Harness {
             }
         }
         self.now += step;
-        for rtc in [&mut self.alice.rtc, &mut self.bob.rtc] {
-            rtc.handle_input(Input::Timeout(self.now)).expect("timeout");
-        }
-        if self.core.next_deadline().is_some_and(|d| d <= self.now) {
-            self.core.handle_timeout(self.now);
-        }
+        advance(
+            self.now,
+            [&mut self.alice.rtc, &mut self.bob.rtc],
+            &mut self.core,
+        );
     }
 
     pub fn run_for(&mut self, total: Duration) {
@@ -319,6 +313,12 @@ impl Harness {
     /// Alice publishes `track`, bob subscribes to it and answers the one subscriber offer that follows.
     pub fn publish_to_bob(&mut self, track: TrackKey) -> Mid {
         let mid = self.alice_publishes(track);
+        self.bob_subscribes(track);
+        mid
+    }
+
+    /// Bob subscribes to `track` and answers the one subscriber offer that follows.
+    pub fn bob_subscribes(&mut self, track: TrackKey) {
         self.core.handle_command(
             self.now,
             Command::SetSubscribed {
@@ -328,7 +328,6 @@ impl Harness {
             },
         );
         assert_eq!(self.bob_answers_offers(), 1, "one subscriber offer for bob");
-        mid
     }
 
     /// Bob answers every subscriber offer the SFU has made.
@@ -413,6 +412,28 @@ pub fn frame_with_padding(codec: Codec, keyframe: bool, extra: usize) -> Vec<u8>
         .copied()
         .chain(std::iter::repeat_n(7u8, body))
         .collect()
+}
+
+/// Hands one datagram the SFU sent to the client's connection.
+pub fn deliver(rtc: &mut Rtc, now: Instant, t: &Transmit) {
+    let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+        .expect("SFU datagram parses");
+    rtc.handle_input(Input::Receive(now, input))
+        .expect("client accepts");
+}
+
+/// The virtual clock moved to `now`: every client and the core run what is due.
+pub fn advance<'a>(
+    now: Instant,
+    clients: impl IntoIterator<Item = &'a mut Rtc>,
+    core: &mut WorkerCore,
+) {
+    for rtc in clients {
+        rtc.handle_input(Input::Timeout(now)).expect("timeout");
+    }
+    if core.next_deadline().is_some_and(|d| d <= now) {
+        core.handle_timeout(now);
+    }
 }
 
 pub fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, sdp: &str) {

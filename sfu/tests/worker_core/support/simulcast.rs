@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use chorus_sfu::{Command, TrackKey, TrackSpec};
+use chorus_sfu::{TrackKey, TrackSpec};
 use str0m::format::Codec;
 use str0m::media::{MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 
-use super::{frame_with_padding, Harness, BOB, KEYFRAME_BYTES};
+use super::{frame_with_padding, Harness, KEYFRAME_BYTES};
 
 pub const RIDS: [&str; 3] = ["q", "h", "f"];
 
@@ -44,15 +44,7 @@ impl Harness {
                 ..Default::default()
             },
         );
-        self.core.handle_command(
-            self.now,
-            Command::SetSubscribed {
-                subscriber: BOB,
-                track,
-                subscribed: true,
-            },
-        );
-        assert_eq!(self.bob_answers_offers(), 1, "one subscriber offer for bob");
+        self.bob_subscribes(track);
         mid
     }
 
