@@ -16,6 +16,7 @@ const SDK_MODULES: &[(&str, &str)] = &[
     ("chat.js", include_str!("../../web/sdk/chat.js")),
     ("chorus.js", include_str!("../../web/sdk/chorus.js")),
     ("data.js", include_str!("../../web/sdk/data.js")),
+    ("dispatch.js", include_str!("../../web/sdk/dispatch.js")),
     ("emitter.js", include_str!("../../web/sdk/emitter.js")),
     ("errors.js", include_str!("../../web/sdk/errors.js")),
     ("log.js", include_str!("../../web/sdk/log.js")),

@@ -1,14 +1,15 @@
 /**
  * Chorus SDK — `Room`, the public facade: one connection to one room. It owns the room's state
  * (`state`, `roomInfo`, `localParticipant`, `participants`, `localTracks`), the lifecycle (connect, resume,
- * rejoin (`rejoin.js`), leave, teardown), routing each server message to the part that handles it, and the
- * public API.
+ * rejoin (`rejoin.js`), leave, teardown), and the public API; `dispatch.js` routes each server message to the
+ * part that handles it.
  *
  * The work is done by its parts: `signaling.js` (the WebSocket), `publisher.js` and `subscriber.js` (the two
  * peer connections), `data.js` (data channels), `roster.js` (remote participants), `stats.js`. The API reference is in `chorus.js`.
  */
 
 import { DataChannels } from './data.js';
+import { dispatch } from './dispatch.js';
 import { Chat } from './chat.js';
 import { ChorusError } from './errors.js';
 import { Emitter } from './emitter.js';
@@ -272,86 +273,11 @@ export class Room extends Emitter {
 
   _onMessage(msg) {
     try {
-      const pending = this._dispatch(msg);
+      const pending = dispatch(this, msg);
       if (pending && typeof pending.catch === 'function') pending.catch((err) => this._reportError(err));
     } catch (err) {
       this._reportError(err);
     }
-  }
-
-  _dispatch(msg) {
-    switch (msg.type) {
-      case 'pong':
-        return;
-      case 'answer':
-        return this._publisher.onAnswer(msg);
-      case 'tracksAssigned':
-        return this._publisher.onTracksAssigned(msg);
-      case 'offer':
-        this._subscriber.enqueueOffer(msg);
-        return;
-      case 'candidate':
-        return this._onRemoteCandidate(msg);
-      case 'participantJoined':
-        return this._roster.onParticipantJoined(msg);
-      case 'participantLeft':
-        return this._roster.onParticipantLeft(msg);
-      case 'trackPublished':
-        return this._roster.onTrackPublished(msg);
-      case 'trackUnpublished':
-        return this._roster.onTrackUnpublished(msg);
-      case 'trackMuted':
-        return this._roster.onTrackMuted(msg);
-      case 'streamState':
-        return this._quality.onStreamState(msg);
-      case 'activeSpeakers':
-        return this._roster.onActiveSpeakers(msg);
-      case 'publishLayers':
-        return this._publisher.onPublishLayers(msg);
-      case 'stats':
-        return this._quality.onStats(msg);
-      case 'dataReady':
-        return this._data.onReady(msg);
-      case 'chatHistory':
-      case 'chatMessage':
-      case 'chatEdited':
-      case 'chatDeleted':
-      case 'chatTyping':
-        return this.chat.onMessage(msg);
-      case 'left':
-        this._log('log', `server ended the session: ${msg.reason}`);
-        this._leaving = true;
-        if (this._leftWaiter) this._leftWaiter();
-        this._finish(msg.reason || 'left');
-        return;
-      case 'error':
-        return this._onServerError(msg);
-      case 'joined':
-      case 'resumed':
-        this._log('warn', `unexpected ${msg.type}`);
-        return;
-      default:
-        this._log('log', `ignoring unknown message type ${msg.type}`);
-    }
-  }
-
-  _onServerError(msg) {
-    if (!msg.fatal && this.chat.onError(msg)) return; // it rejected that chat request's promise
-    const err = new ChorusError(msg.code, msg.message, !!msg.fatal);
-    // Errors carry no request id; a negotiation error while our offer is pending is about that offer.
-    if (this._publisher.offerInFlight && (msg.code === 'negotiation_failed' || msg.code === 'permission_denied')) {
-      this._publisher.failOffer(err);
-    }
-    this._reportError(err);
-    if (msg.fatal) this._finish(msg.code);
-  }
-
-  _onRemoteCandidate(msg) {
-    const pc = msg.target === 'publisher' ? this._publisher.pc : this._subscriber.pc;
-    if (!pc || !msg.candidate) return;
-    pc.addIceCandidate({ candidate: msg.candidate, sdpMLineIndex: 0 }).catch((err) =>
-      this._log('warn', `addIceCandidate(${msg.target}) failed: ${err.message}`),
-    );
   }
 
   // ---------------------------------------------------------------------------------------------
