@@ -38,6 +38,7 @@ mod events;
 mod histogram;
 mod local_track;
 pub mod media;
+mod pacer;
 mod peer;
 mod publisher;
 mod rejoin;

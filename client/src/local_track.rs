@@ -1,6 +1,6 @@
 //! The tracks this client sends: what to publish ([`PublishOptions`]), and per track one webrtc-rs sender with
-//! one encoding — a `TrackLocalStaticSample` fed by its own synthetic source — per simulcast layer (a single
-//! encoding without simulcast). Owns the sources' controls: mute, dynacast (`publishLayers`), keyframe requests
+//! one encoding — a webrtc-rs local track fed by its own synthetic source (audio: a sample track; video: an RTP
+//! track that `pacer.rs` packetizes and paces for) — per simulcast layer (a single encoding without simulcast). Owns the sources' controls: mute, dynacast (`publishLayers`), keyframe requests
 //! read from RTCP, and what each has sent ([`PublishedTrack`]).
 //!
 //! Negotiation and signaling are `publisher.rs`'s job; nothing here sends a message to the server.
@@ -18,6 +18,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
 
@@ -101,9 +102,50 @@ pub struct PublishedLayer {
 /// One encoding: its rid (simulcast only), its webrtc-rs track, its source's controls and shape.
 struct Encoding {
     layer: Option<SimulcastLayer>,
-    track: Arc<TrackLocalStaticSample>,
+    track: EncodingTrack,
     ctl: Arc<SourceControl>,
     media: MediaOptions,
+}
+
+/// The webrtc-rs track an encoding's source writes to.
+#[derive(Clone)]
+enum EncodingTrack {
+    /// Audio frames, packetized by webrtc-rs.
+    Audio(Arc<TrackLocalStaticSample>),
+    /// Video packets, packetized and paced by `pacer.rs`.
+    Video(Arc<TrackLocalStaticRTP>),
+}
+
+impl EncodingTrack {
+    fn new(
+        kind: TrackKind,
+        codec: RTCRtpCodecCapability,
+        id: String,
+        rid: Option<String>,
+        stream_id: String,
+    ) -> Self {
+        match (kind, rid) {
+            (TrackKind::Audio, None) => {
+                EncodingTrack::Audio(Arc::new(TrackLocalStaticSample::new(codec, id, stream_id)))
+            }
+            (TrackKind::Audio, Some(rid)) => EncodingTrack::Audio(Arc::new(
+                TrackLocalStaticSample::new_with_rid(codec, id, rid, stream_id),
+            )),
+            (TrackKind::Video, None) => {
+                EncodingTrack::Video(Arc::new(TrackLocalStaticRTP::new(codec, id, stream_id)))
+            }
+            (TrackKind::Video, Some(rid)) => EncodingTrack::Video(Arc::new(
+                TrackLocalStaticRTP::new_with_rid(codec, id, rid, stream_id),
+            )),
+        }
+    }
+
+    fn as_local(&self) -> Arc<dyn TrackLocal + Send + Sync> {
+        match self {
+            EncodingTrack::Audio(t) => Arc::clone(t) as _,
+            EncodingTrack::Video(t) => Arc::clone(t) as _,
+        }
+    }
 }
 
 /// A track on the publisher connection: its sender, encodings, and the sid the server gave it.
@@ -156,7 +198,7 @@ impl LocalTrack {
         let encodings: Vec<Encoding> = if opts.simulcast.is_empty() {
             vec![Encoding {
                 layer: None,
-                track: Arc::new(TrackLocalStaticSample::new(codec, id, stream_id.to_owned())),
+                track: EncodingTrack::new(opts.kind, codec, id, None, stream_id.to_owned()),
                 ctl: Arc::default(),
                 media: media.clone(),
             }]
@@ -164,12 +206,13 @@ impl LocalTrack {
             opts.simulcast
                 .iter()
                 .map(|layer| Encoding {
-                    track: Arc::new(TrackLocalStaticSample::new_with_rid(
+                    track: EncodingTrack::new(
+                        opts.kind,
                         codec.clone(),
                         id.clone(),
-                        layer.rid.clone(),
+                        Some(layer.rid.clone()),
                         stream_id.to_owned(),
-                    )),
+                    ),
                     ctl: Arc::default(),
                     media: MediaOptions {
                         video_bitrate_bps: layer.bitrate_bps,
@@ -181,7 +224,7 @@ impl LocalTrack {
                 })
                 .collect()
         };
-        let as_local = |e: &Encoding| Arc::clone(&e.track) as Arc<dyn TrackLocal + Send + Sync>;
+        let as_local = |e: &Encoding| e.track.as_local();
         let transceiver = pc
             .add_transceiver_from_track(
                 as_local(&encodings[0]),
@@ -216,14 +259,10 @@ impl LocalTrack {
     /// Starts every encoding's synthetic source (once the server has accepted the track).
     pub(crate) fn start(&self) {
         for e in &self.encodings {
-            let (track, ctl, stop) = (
-                Arc::clone(&e.track),
-                Arc::clone(&e.ctl),
-                self.stop.subscribe(),
-            );
-            match self.opts.kind {
-                TrackKind::Audio => tokio::spawn(media::run_audio(track, ctl, stop)),
-                TrackKind::Video => {
+            let (ctl, stop) = (Arc::clone(&e.ctl), self.stop.subscribe());
+            match e.track.clone() {
+                EncodingTrack::Audio(track) => tokio::spawn(media::run_audio(track, ctl, stop)),
+                EncodingTrack::Video(track) => {
                     tokio::spawn(media::run_video(track, ctl, e.media.clone(), stop))
                 }
             };

@@ -17,6 +17,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
 
@@ -273,6 +274,12 @@ async fn publisher_offers_and_sends_media_over_loopback() {
     pump.abort();
 }
 
+/// A source track of the fake server, of the type its synthetic source writes to.
+enum SourceTrack {
+    Audio(Arc<TrackLocalStaticSample>),
+    Video(Arc<TrackLocalStaticRTP>),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_answers_and_counts_media_per_track() {
     init_logs();
@@ -296,14 +303,23 @@ async fn subscriber_answers_and_counts_media_per_track() {
             channels,
             ..Default::default()
         };
-        let track = Arc::new(TrackLocalStaticSample::new(
-            codec,
-            format!("{kind:?}"),
-            "PA_remote".into(),
-        ));
+        let (id, stream) = (format!("{kind:?}"), "PA_remote".to_owned());
+        // Audio as webrtc-rs packetizes samples; video through the client's own pacer, as the client sends it.
+        let track: SourceTrack = match kind {
+            TrackKind::Audio => {
+                SourceTrack::Audio(Arc::new(TrackLocalStaticSample::new(codec, id, stream)))
+            }
+            TrackKind::Video => {
+                SourceTrack::Video(Arc::new(TrackLocalStaticRTP::new(codec, id, stream)))
+            }
+        };
+        let local: Arc<dyn TrackLocal + Send + Sync> = match &track {
+            SourceTrack::Audio(t) => Arc::clone(t) as _,
+            SourceTrack::Video(t) => Arc::clone(t) as _,
+        };
         let transceiver = server
             .add_transceiver_from_track(
-                Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+                local,
                 Some(RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Sendonly,
                     send_encodings: vec![],
@@ -359,13 +375,13 @@ async fn subscriber_answers_and_counts_media_per_track() {
     };
 
     let (stop, stop_rx) = watch::channel(false);
-    for (kind, track, _) in &sources {
+    for (_, track, _) in &sources {
         let ctl = Arc::new(SourceControl::default());
-        match kind {
-            TrackKind::Audio => {
+        match track {
+            SourceTrack::Audio(track) => {
                 tokio::spawn(media::run_audio(Arc::clone(track), ctl, stop_rx.clone()));
             }
-            TrackKind::Video => {
+            SourceTrack::Video(track) => {
                 let opts = MediaOptions::default();
                 tokio::spawn(media::run_video(
                     Arc::clone(track),

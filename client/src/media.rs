@@ -13,7 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 use webrtc::media::Sample;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+
+use crate::pacer::VideoSender;
 
 /// Marks a Chorus stamp; chosen to be unlikely in the filler bytes.
 pub const STAMP_MAGIC: [u8; 4] = [0xC4, 0x0A, 0x5E, 0x17];
@@ -34,6 +37,10 @@ pub struct MediaOptions {
     /// Resolution written into VP8 keyframe headers (default 640×360).
     pub video_width: u16,
     pub video_height: u16,
+    /// Video packets leave at this multiple of the video bitrate, as a browser's pacer sends them (Chrome's
+    /// factor is 2.5, the default), so a keyframe is spread over tens of milliseconds; 0 sends each frame's
+    /// packets at once, a harsher load than any browser.
+    pub pacing_factor: f64,
 }
 
 impl Default for MediaOptions {
@@ -44,6 +51,7 @@ impl Default for MediaOptions {
             keyframe_interval: Duration::from_secs(2),
             video_width: 640,
             video_height: 360,
+            pacing_factor: 2.5,
         }
     }
 }
@@ -70,11 +78,17 @@ pub fn write_stamp(buf: &mut BytesMut, seq: u32, at: SystemTime) {
     buf.put_u64(micros);
 }
 
-/// Finds a stamp near the start of an RTP payload: `(frame sequence, send time)`.
-pub fn find_stamp(payload: &[u8]) -> Option<(u32, SystemTime)> {
+/// Where a whole stamp starts near the start of an RTP payload.
+pub fn stamp_offset(payload: &[u8]) -> Option<usize> {
     let head = &payload[..payload.len().min(STAMP_SEARCH + STAMP_LEN)];
     let at = head.windows(4).position(|w| w == STAMP_MAGIC)?;
-    let body = head.get(at + 4..at + STAMP_LEN)?;
+    (at + STAMP_LEN <= head.len()).then_some(at)
+}
+
+/// Finds a stamp near the start of an RTP payload: `(frame sequence, send time)`.
+pub fn find_stamp(payload: &[u8]) -> Option<(u32, SystemTime)> {
+    let at = stamp_offset(payload)?;
+    let body = &payload[at + 4..at + STAMP_LEN];
     let seq = u32::from_be_bytes(body[..4].try_into().ok()?);
     let micros = u64::from_be_bytes(body[4..12].try_into().ok()?);
     Some((seq, UNIX_EPOCH + Duration::from_micros(micros)))
@@ -172,13 +186,14 @@ pub(crate) async fn run_audio(
 
 /// Sends VP8-shaped frames at `video_fps`, averaging `video_bitrate_bps`, with a keyframe every
 /// `keyframe_interval`, on unmute (or when dynacast resumes the layer), and when the SFU asks (at most every
-/// 300 ms). A simulcast track runs one of these per layer, each with its own options.
+/// 300 ms); their packets paced at `pacing_factor` × the bitrate (`pacer.rs`). A simulcast track runs one of these per layer, each with its own options.
 pub(crate) async fn run_video(
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<TrackLocalStaticRTP>,
     ctl: Arc<SourceControl>,
     opts: MediaOptions,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut sender = VideoSender::new(track, opts.video_bitrate_bps, opts.pacing_factor);
     let fps = opts.video_fps.clamp(1, 120);
     let frame = Duration::from_secs(1) / fps;
     // Per keyframe interval: one keyframe of ~6 delta frames, the rest deltas; solve for the delta size.
@@ -215,8 +230,10 @@ pub(crate) async fn run_video(
             jitter.range(delta * 7 / 10, delta * 13 / 10)
         };
         let data = video_frame(seq, size, keyframe, &opts, SystemTime::now());
-        if !send(&track, &ctl, data, frame).await {
-            return;
+        if sender.send_frame(&data, frame).await {
+            ctl.frames_sent.fetch_add(1, Ordering::Relaxed);
+            ctl.bytes_sent
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         seq = seq.wrapping_add(1);
     }

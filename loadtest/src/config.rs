@@ -57,6 +57,10 @@ pub struct Args {
     /// layer's bitrate (default 1.7M), q and h being 150/1700 and 500/1700 of it.
     #[arg(long, value_parser = parse_bitrate)]
     pub video_bitrate: Option<u32>,
+    /// Publishers send a frame's packets at this multiple of its layer's bitrate, as a browser's pacer does
+    /// (Chrome: 2.5); 0 sends each frame's packets at once (a keyframe in one burst, harsher than a browser).
+    #[arg(long, default_value_t = DEFAULT_PACING_FACTOR)]
+    pub pacing_factor: f64,
     /// Which simulcast layer subscribers ask for: high (the server's default, nothing is sent), medium, low,
     /// or mixed (subscribers take low, medium, high in turn). Publishers always receive the best.
     #[arg(long, value_enum, default_value = "high")]
@@ -133,6 +137,8 @@ pub struct Config {
     pub video_bitrate: u32,
     /// The simulcast layers publishers send, lowest first; empty for one encoding.
     pub simulcast: Vec<SimulcastLayer>,
+    /// Publishers' video leaves at this multiple of its bitrate (0: each frame at once).
+    pub pacing_factor: f64,
     pub subscriber_quality: SubscriberQuality,
     pub json: Option<PathBuf>,
     pub tokens: TokenSource,
@@ -151,6 +157,8 @@ const MAX_PARTICIPANTS: usize = 5000;
 /// `--video-bitrate` without simulcast, and for the f layer with it.
 const DEFAULT_VIDEO_BPS: u32 = 500_000;
 const DEFAULT_TOP_LAYER_BPS: u32 = 1_700_000;
+/// Browser-like pacing of publishers' video (Chrome's pacing factor).
+const DEFAULT_PACING_FACTOR: f64 = 2.5;
 
 impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
@@ -208,6 +216,12 @@ impl Config {
         if video_bitrate < 10_000 {
             return Err(invalid("video-bitrate", "must be at least 10k"));
         }
+        if !(0.0..=100.0).contains(&args.pacing_factor) {
+            return Err(invalid(
+                "pacing-factor",
+                "must be 0 (unpaced) or a positive multiple up to 100",
+            ));
+        }
         if args.subscriber_quality != SubscriberQuality::High && !args.simulcast {
             return Err(invalid(
                 "subscriber-quality",
@@ -260,6 +274,7 @@ impl Config {
             audio: args.audio,
             video_bitrate,
             simulcast,
+            pacing_factor: args.pacing_factor,
             subscriber_quality: args.subscriber_quality,
             json: args.json,
             tokens,
@@ -281,6 +296,7 @@ impl Config {
     pub fn media_options(&self) -> chorus_client::MediaOptions {
         chorus_client::MediaOptions {
             video_bitrate_bps: self.video_bitrate,
+            pacing_factor: self.pacing_factor,
             ..chorus_client::MediaOptions::default()
         }
     }
@@ -435,6 +451,9 @@ mod tests {
             &["--join-concurrency", "0"],
             &["--room-prefix", "a b"],
             &["--room-prefix", "x&y"],
+            &["--pacing-factor", "-1"],
+            &["--pacing-factor", "1000"],
+            &["--pacing-factor", "NaN"],
         ] {
             assert!(args(bad).is_err(), "{bad:?} should be refused");
         }
@@ -448,6 +467,13 @@ mod tests {
         assert_eq!((c.video_bitrate, c.simulcast.len()), (500_000, 0));
         let c = args(&["--video-bitrate", "800k"]).expect("valid");
         assert_eq!((c.video_bitrate, c.simulcast.len()), (800_000, 0));
+        assert_eq!(
+            c.media_options().pacing_factor,
+            2.5,
+            "browser-like by default"
+        );
+        let c = args(&["--pacing-factor", "0"]).expect("valid");
+        assert_eq!(c.media_options().pacing_factor, 0.0);
 
         let c = args(&["--simulcast"]).expect("valid");
         let layers: Vec<_> = c

@@ -30,6 +30,8 @@ pub struct ReportConfig {
     pub video_bitrate_bps: u32,
     /// The simulcast layers publishers send, lowest first (empty without simulcast).
     pub simulcast_layers: Vec<LayerConfig>,
+    /// Publishers' video left at this multiple of its bitrate (`--pacing-factor`; 0: each frame at once).
+    pub pacing_factor: f64,
     /// `high`, `medium`, `low` or `mixed` (`--subscriber-quality`).
     pub subscriber_quality: String,
 }

@@ -165,6 +165,7 @@ pub async fn run(config: &Config, progress: Progress<'_>) -> Result<Report, RunE
             simulcast: !config.simulcast.is_empty(),
             video_bitrate_bps: config.video_bitrate,
             simulcast_layers: config.simulcast.iter().map(LayerConfig::from).collect(),
+            pacing_factor: config.pacing_factor,
             subscriber_quality: config.subscriber_quality.name().to_owned(),
         },
         config.participants(),

@@ -108,6 +108,10 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         assert!(v.get(field).is_some(), "JSON report lacks {field}: {text}");
     }
     assert_eq!(v["version"], loadtest::REPORT_VERSION);
+    assert_eq!(
+        v["config"]["pacing_factor"], 2.5,
+        "browser-like pacing by default"
+    );
     assert_eq!(v["video_streams"], 4);
     // One encoding: one layer (no rid), 640×360, received on all four streams.
     assert_eq!(
@@ -141,6 +145,9 @@ async fn simulcast_load_test_reports_each_layer() -> anyhow::Result<()> {
             "--simulcast",
             "--subscriber-quality",
             "mixed",
+            // Each frame's packets at once (the default paces them, as a browser does; the first test covers it).
+            "--pacing-factor",
+            "0",
             "--audio",
             "--duration",
             "3s",
@@ -153,6 +160,7 @@ async fn simulcast_load_test_reports_each_layer() -> anyhow::Result<()> {
     assert_eq!((report.participants, report.joined), (4, 4));
     assert_eq!((report.video_streams, report.audio_streams), (3, 3));
     assert!(report.config.simulcast);
+    assert_eq!(report.config.pacing_factor, 0.0);
     assert_eq!(report.config.simulcast_layers.len(), 3);
     // The three layers, smallest first, each received by (at least) the subscriber that asked for it, and
     // sent by the publisher; together with what arrived before a first keyframe they are all the video.
