@@ -23,6 +23,14 @@ const INLINE_TIMEOUT_ROUNDS: u32 = 256;
 /// every packet, so that its clock moves between two packets). A timeout this close is due.
 const IMMEDIATELY: Duration = Duration::from_micros(1);
 
+/// How long the timer round str0m asks for right after a connection's last forwarded packet may wait. That
+/// round moves str0m's clock past the packet (its pacer gates the next packet on it) and is where its pacer
+/// adds padding (only when its queues are empty); the next drain of forwarded copies runs a round anyway,
+/// before its first packet, so deferring it saves one round per drain. str0m's other timers (reports,
+/// estimation) wait at most this long; padding waits for a pause in the copies, so the owner allows the
+/// deferral only while no probing is wanted ([`Peer::set_defer_forward_round`]).
+const FORWARD_ROUND_DEFER: Duration = Duration::from_millis(5);
+
 /// How often str0m reports per-stream stats (the worker counts NACKs received from them).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -51,6 +59,12 @@ pub struct Peer {
     /// The latest time given to str0m (a few microseconds ahead of the caller's clock after immediate
     /// timeouts; str0m's own clock never goes back).
     clock: Instant,
+    /// Forwarded packets written into this connection since a drain last sent them (see [`Peer::poll`]).
+    media_written: u32,
+    /// Whether the round after the last forwarded packet of a drain may wait ([`FORWARD_ROUND_DEFER`]).
+    defer_forward_round: bool,
+    /// str0m timer rounds run (inline and on the caller's timeouts) since the owner last took the count.
+    timer_rounds: u64,
 }
 
 impl Peer {
@@ -99,6 +113,9 @@ impl Peer {
             ufrag,
             deadline: now,
             clock: now,
+            media_written: 0,
+            defer_forward_round: false,
+            timer_rounds: 0,
         })
     }
 
@@ -137,7 +154,24 @@ impl Peer {
         Ok(())
     }
 
+    /// The str0m timer rounds run since the last call (the worker counts them: per-packet bookkeeping).
+    pub fn take_timer_rounds(&mut self) -> u64 {
+        std::mem::take(&mut self.timer_rounds)
+    }
+
+    /// Note that a forwarded packet was written into this connection (through str0m's direct API).
+    pub fn note_media_written(&mut self) {
+        self.media_written = self.media_written.saturating_add(1);
+    }
+
+    /// Allow (or stop) deferring the timer round after a drain's last forwarded packet: only while no padding
+    /// is wanted to probe the estimate up, since str0m pads only in that round (off by default).
+    pub fn set_defer_forward_round(&mut self, on: bool) {
+        self.defer_forward_round = on;
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        self.timer_rounds += 1;
         self.clock = self.clock.max(now);
         self.rtc.handle_input(Input::Timeout(now))?;
         Ok(())
@@ -151,6 +185,10 @@ impl Peer {
     /// loop iteration: a deadline scan over every participant, a timer pass and a second flush, per packet.
     /// Bounded, so a peer that keeps asking for "now" cannot hold the worker; the rest then waits for the
     /// next iteration.
+    ///
+    /// Once every forwarded packet written since the last drain has left, the immediate round asked for
+    /// after the last one waits (up to [`FORWARD_ROUND_DEFER`], when the owner allows it): the next drain
+    /// runs a round before its first packet anyway.
     pub fn poll(
         &mut self,
         now: Instant,
@@ -160,6 +198,7 @@ impl Peer {
         let mut rounds = 0;
         let mut idle_rounds = 0;
         let mut produced = false;
+        let mut media_sent = 0u32;
         loop {
             if !self.rtc.is_alive() {
                 // Nothing more will come; wake rarely so the owner notices and cleans up.
@@ -170,17 +209,34 @@ impl Peer {
                 Output::Timeout(t) => {
                     idle_rounds = if produced { 0 } else { idle_rounds + 1 };
                     let due = t <= self.clock.max(now) + IMMEDIATELY;
-                    if !due || rounds >= INLINE_TIMEOUT_ROUNDS || idle_rounds > 2 {
+                    if !due {
+                        // Nothing more leaves before `t`: whatever was written and not sent was dropped.
+                        self.media_written = 0;
+                        self.deadline = t;
+                        return Ok(());
+                    }
+                    let forwarded_all = self.media_written > 0 && media_sent >= self.media_written;
+                    if self.defer_forward_round && forwarded_all && t > now {
+                        self.media_written = 0;
+                        self.deadline = now + FORWARD_ROUND_DEFER;
+                        return Ok(());
+                    }
+                    if rounds >= INLINE_TIMEOUT_ROUNDS || idle_rounds > 2 {
+                        self.media_written = self.media_written.saturating_sub(media_sent);
                         self.deadline = t;
                         return Ok(());
                     }
                     rounds += 1;
+                    self.timer_rounds += 1;
                     produced = false;
                     self.clock = self.clock.max(now).max(t);
                     self.rtc.handle_input(Input::Timeout(self.clock))?;
                 }
                 Output::Transmit(t) => {
                     produced = true;
+                    if is_rtp(&t.contents) {
+                        media_sent += 1;
+                    }
                     transmits.push_back(t)
                 }
                 Output::Event(e) => {
@@ -189,5 +245,34 @@ impl Peer {
                 }
             }
         }
+    }
+}
+
+/// Whether a datagram is (S)RTP rather than RTCP, STUN or DTLS (RFC 7983 and RFC 5761 demultiplexing: first
+/// byte 128–191; RTCP's packet types 192–223 are 64–95 without the marker bit).
+fn is_rtp(datagram: &[u8]) -> bool {
+    match datagram {
+        [first, second, ..] => (128..=191).contains(first) && !(64..=95).contains(&(second & 0x7f)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtp;
+
+    #[test]
+    fn rtp_is_told_from_rtcp_stun_and_dtls() {
+        assert!(is_rtp(&[0x80, 96, 0, 1]), "VP8, no marker");
+        assert!(
+            is_rtp(&[0x90, 0x80 | 111, 0, 1]),
+            "Opus with extension and marker"
+        );
+        assert!(!is_rtp(&[0x81, 200, 0, 6]), "RTCP sender report");
+        assert!(!is_rtp(&[0x8f, 205, 0, 4]), "RTCP transport feedback");
+        assert!(!is_rtp(&[0x00, 0x01, 0, 0]), "STUN binding request");
+        assert!(!is_rtp(&[22, 0xfe, 0xfd]), "DTLS handshake");
+        assert!(!is_rtp(&[0x80]), "truncated");
+        assert!(!is_rtp(&[]));
     }
 }

@@ -241,6 +241,11 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.keyframe_requests,
     )?;
     b.counter(
+        "chorus_rtc_timer_rounds_total",
+        "Timer rounds run on str0m peer connections (the media engine's bookkeeping; at least one per forwarded packet).",
+        s.rtc_timer_rounds,
+    )?;
+    b.counter(
         "chorus_layer_switches_total",
         "Subscriptions that moved to another simulcast layer.",
         s.layer_switches,

@@ -321,6 +321,7 @@ impl WorkerCore {
             self.current = Some(pk);
             let peer = p.peer(pc);
             let result = peer.poll(now, &mut self.transmits, &mut events);
+            self.stats.rtc_timer_rounds += peer.take_timer_rounds();
             let alive = peer.is_alive();
             for e in events.drain(..) {
                 self.handle_rtc_event(now, pk, pc, e);

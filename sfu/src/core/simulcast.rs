@@ -181,12 +181,17 @@ impl WorkerCore {
                 changes.push((*track, allowed.is_none()));
             }
         }
+        let desired = allocator::cost(&demands, &vec![Some(u8::MAX); demands.len()]);
+        let allocated = allocator::cost(&demands, &allowances);
+        // str0m sends padding only from the timer round after a connection's last packet, which the peer
+        // defers while forwarded copies keep coming (`peer.rs`): allowed only while no probing is wanted, that
+        // is without an estimate at all, or while everything the subscriber wants fits.
+        p.subscriber
+            .set_defer_forward_round(budget.is_none() || allocated >= desired);
         if budget.is_some() {
             // Probe towards what the subscriber wants. While the allocation falls short of it, ask for padding
             // up to that rate (str0m caps padding at the estimate), so the estimate can grow into the next
             // layer; when everything wanted fits, send no padding beyond str0m's small floor.
-            let desired = allocator::cost(&demands, &vec![Some(u8::MAX); demands.len()]);
-            let allocated = allocator::cost(&demands, &allowances);
             let minimum = if allocated < desired { desired } else { 0 };
             p.subscriber
                 .rtc()

@@ -112,6 +112,43 @@ fn a_burst_of_video_is_forwarded_at_once_not_paced() {
 }
 
 #[test]
+fn a_steady_stream_costs_one_timer_round_per_packet_and_none_waits_for_one() {
+    let mut h = Harness::new();
+    let mid = h.publish_to_bob(TrackKey(100));
+    h.run_for(Duration::from_secs(2));
+    h.alice_sends_frames(mid, 5, 0);
+    h.run_for(Duration::from_millis(100));
+
+    // One packet a millisecond, each forwarded the instant it arrives. After each, str0m asks for a timer
+    // round "right away" (its pacer gates the next packet on it); the core leaves that round for the next
+    // packet's drain, which needs one anyway, so it never holds a packet back.
+    const PACKETS: u64 = 20;
+    let rounds_before = h.core.stats.rtc_timer_rounds;
+    for i in 0..PACKETS {
+        let before = h.bob.received.len();
+        h.alice_writes_frame(mid, false, 500, 30_000 + 90 * i);
+        let at = h.now;
+        h.drain_client(true);
+        h.run(Duration::ZERO);
+        assert_eq!(h.now, at);
+        assert_eq!(
+            h.bob.received.len() - before,
+            1,
+            "packet {i} reached bob at the instant it was sent"
+        );
+        h.run(Duration::from_millis(1));
+    }
+    assert_consecutive(&h.bob.received);
+    // Bob's connection: one round per packet (two if the trailing one ran too); alice's and the odd periodic
+    // timer are the rest.
+    let rounds = h.core.stats.rtc_timer_rounds - rounds_before;
+    assert!(
+        rounds < PACKETS * 3 / 2,
+        "{rounds} str0m timer rounds for {PACKETS} forwarded packets"
+    );
+}
+
+#[test]
 fn garbage_datagrams_and_unknown_commands_are_harmless() {
     let mut h = Harness::new();
     let src = addr("10.9.9.9:1234");
