@@ -360,6 +360,7 @@ mod tests {
         };
         snap.webhooks.dead_lettered = 7;
         snap.stats.rtp_forwarded = 1234;
+        snap.stats.rtc_timer_rounds = 99;
         snap.stats.count_in(chorus_sfu::MediaKind::Video, 1000);
         snap.gauges.participants = 5;
         let fams = families(&snap).expect("valid metric names");
@@ -372,12 +373,13 @@ mod tests {
         assert!(text.contains("chorus_media_bytes_in_total{kind=\"audio\"} 0\n"));
         assert!(text.contains("\nchorus_webhook_dead_letters_total 7\n"));
         assert!(text.contains("\nchorus_webhook_queue_depth 3\n"));
-        assert_eq!(fams.len(), 42);
+        assert!(text.contains("\nchorus_rtc_timer_rounds_total 99\n"));
+        assert_eq!(fams.len(), 43);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            41,
+            42,
             "no queue depth when the store cannot say"
         );
     }
