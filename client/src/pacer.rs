@@ -90,6 +90,11 @@ impl VideoSender {
     /// Packetizes one frame lasting `duration` and sends it (paced: queues it for the pacer). False if the
     /// frame was dropped because the pacer's queue is full.
     pub(crate) async fn send_frame(&mut self, frame: &Bytes, duration: Duration) -> bool {
+        // Dropped before it is packetized, as an encoder skips a frame: no sequence numbers are used up, so
+        // the receiver sees no loss.
+        if self.pacer.as_ref().is_some_and(|p| p.capacity() == 0) {
+            return false;
+        }
         let samples = (duration.as_secs_f64() * f64::from(VIDEO_CLOCK_RATE)) as u32;
         let packets = match self.packetizer.packetize(frame, samples) {
             Ok(p) => p,
