@@ -61,6 +61,9 @@ pub struct Peer {
     clock: Instant,
     /// Forwarded packets written into this connection since a drain last sent them (see [`Peer::poll`]).
     media_written: u32,
+    /// The payload types of those packets (bit n: type n), so that a resend or padding (RTX's type) is not
+    /// taken for one of them.
+    media_pts: u128,
     /// Whether the round after the last forwarded packet of a drain may wait ([`FORWARD_ROUND_DEFER`]).
     defer_forward_round: bool,
     /// str0m timer rounds run (inline and on the caller's timeouts) since the owner last took the count.
@@ -114,6 +117,7 @@ impl Peer {
             deadline: now,
             clock: now,
             media_written: 0,
+            media_pts: 0,
             defer_forward_round: false,
             timer_rounds: 0,
         })
@@ -159,9 +163,11 @@ impl Peer {
         std::mem::take(&mut self.timer_rounds)
     }
 
-    /// Note that a forwarded packet was written into this connection (through str0m's direct API).
-    pub fn note_media_written(&mut self) {
+    /// Note that a forwarded packet of payload type `pt` was written into this connection (through str0m's
+    /// direct API).
+    pub fn note_media_written(&mut self, pt: u8) {
         self.media_written = self.media_written.saturating_add(1);
+        self.media_pts |= 1u128 << (pt & 0x7f);
     }
 
     /// Allow (or stop) deferring the timer round after a drain's last forwarded packet: only while no padding
@@ -212,12 +218,14 @@ impl Peer {
                     if !due {
                         // Nothing more leaves before `t`: whatever was written and not sent was dropped.
                         self.media_written = 0;
+                        self.media_pts = 0;
                         self.deadline = t;
                         return Ok(());
                     }
                     let forwarded_all = self.media_written > 0 && media_sent >= self.media_written;
                     if self.defer_forward_round && forwarded_all && t > now {
                         self.media_written = 0;
+                        self.media_pts = 0;
                         self.deadline = now + FORWARD_ROUND_DEFER;
                         return Ok(());
                     }
@@ -234,7 +242,9 @@ impl Peer {
                 }
                 Output::Transmit(t) => {
                     produced = true;
-                    if is_rtp(&t.contents) {
+                    if rtp_payload_type(&t.contents)
+                        .is_some_and(|pt| self.media_pts & (1 << pt) != 0)
+                    {
                         media_sent += 1;
                     }
                     transmits.push_back(t)
@@ -248,31 +258,51 @@ impl Peer {
     }
 }
 
-/// Whether a datagram is (S)RTP rather than RTCP, STUN or DTLS (RFC 7983 and RFC 5761 demultiplexing: first
-/// byte 128–191; RTCP's packet types 192–223 are 64–95 without the marker bit).
-fn is_rtp(datagram: &[u8]) -> bool {
+/// The payload type of an (S)RTP datagram; `None` for RTCP, STUN or DTLS (RFC 7983 and RFC 5761
+/// demultiplexing: first byte 128–191; RTCP's packet types 192–223 are 64–95 without the marker bit).
+fn rtp_payload_type(datagram: &[u8]) -> Option<u8> {
     match datagram {
-        [first, second, ..] => (128..=191).contains(first) && !(64..=95).contains(&(second & 0x7f)),
-        _ => false,
+        [first, second, ..] if (128..=191).contains(first) => {
+            let pt = second & 0x7f;
+            (!(64..=95).contains(&pt)).then_some(pt)
+        }
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_rtp;
+    use super::rtp_payload_type;
 
     #[test]
     fn rtp_is_told_from_rtcp_stun_and_dtls() {
-        assert!(is_rtp(&[0x80, 96, 0, 1]), "VP8, no marker");
-        assert!(
-            is_rtp(&[0x90, 0x80 | 111, 0, 1]),
+        assert_eq!(
+            rtp_payload_type(&[0x80, 96, 0, 1]),
+            Some(96),
+            "VP8, no marker"
+        );
+        assert_eq!(
+            rtp_payload_type(&[0x90, 0x80 | 111, 0, 1]),
+            Some(111),
             "Opus with extension and marker"
         );
-        assert!(!is_rtp(&[0x81, 200, 0, 6]), "RTCP sender report");
-        assert!(!is_rtp(&[0x8f, 205, 0, 4]), "RTCP transport feedback");
-        assert!(!is_rtp(&[0x00, 0x01, 0, 0]), "STUN binding request");
-        assert!(!is_rtp(&[22, 0xfe, 0xfd]), "DTLS handshake");
-        assert!(!is_rtp(&[0x80]), "truncated");
-        assert!(!is_rtp(&[]));
+        assert_eq!(
+            rtp_payload_type(&[0x81, 200, 0, 6]),
+            None,
+            "RTCP sender report"
+        );
+        assert_eq!(
+            rtp_payload_type(&[0x8f, 205, 0, 4]),
+            None,
+            "RTCP transport feedback"
+        );
+        assert_eq!(
+            rtp_payload_type(&[0x00, 0x01, 0, 0]),
+            None,
+            "STUN binding request"
+        );
+        assert_eq!(rtp_payload_type(&[22, 0xfe, 0xfd]), None, "DTLS handshake");
+        assert_eq!(rtp_payload_type(&[0x80]), None, "truncated");
+        assert_eq!(rtp_payload_type(&[]), None);
     }
 }

@@ -211,7 +211,7 @@ impl WorkerCore {
             // layers within it.
             tx.set_unpaced(true);
             tx.write_rtp(write);
-            sub.subscriber.note_media_written();
+            sub.subscriber.note_media_written(*out_pt);
             self.stats.count_forwarded(route.kind, pkt.payload.len());
             // Drained when the caller polls for transmits, with every other copy written to `sub` meanwhile.
             sub.note_copies_written(&mut self.copies_written);
