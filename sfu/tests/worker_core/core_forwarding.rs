@@ -77,10 +77,7 @@ fn forwards_video_between_two_clients_with_continuous_numbering() {
 #[test]
 fn a_burst_of_video_is_forwarded_at_once_not_paced() {
     let mut h = Harness::new();
-    let mid = h.publish_to_bob(TrackKey(100));
-    h.run_for(Duration::from_secs(2));
-    h.alice_sends_frames(mid, 5, 0);
-    h.run_for(Duration::from_millis(100));
+    let mid = h.video_flowing_to_bob(TrackKey(100));
     let before = h.bob.received.len();
     assert!(before >= 4, "bob received {before} of the first 5 packets");
 
@@ -114,10 +111,7 @@ fn a_burst_of_video_is_forwarded_at_once_not_paced() {
 #[test]
 fn a_steady_stream_costs_one_timer_round_per_packet_and_none_waits_for_one() {
     let mut h = Harness::new();
-    let mid = h.publish_to_bob(TrackKey(100));
-    h.run_for(Duration::from_secs(2));
-    h.alice_sends_frames(mid, 5, 0);
-    h.run_for(Duration::from_millis(100));
+    let mid = h.video_flowing_to_bob(TrackKey(100));
 
     // One packet a millisecond, each forwarded the instant it arrives. After each, str0m asks for a timer
     // round "right away" (its pacer gates the next packet on it); the core leaves that round for the next

@@ -317,6 +317,15 @@ impl Harness {
         mid
     }
 
+    /// [`Harness::publish_to_bob`], connected, with five frames of video sent and forwarded (100 ms allowed).
+    pub fn video_flowing_to_bob(&mut self, track: TrackKey) -> Mid {
+        let mid = self.publish_to_bob(track);
+        self.run_for(Duration::from_secs(2));
+        self.alice_sends_frames(mid, 5, 0);
+        self.run_for(Duration::from_millis(100));
+        mid
+    }
+
     /// Bob subscribes to `track` and answers the one subscriber offer that follows.
     pub fn bob_subscribes(&mut self, track: TrackKey) {
         self.core.handle_command(
