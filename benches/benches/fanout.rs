@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use chorus_sfu::testkit::{FanoutNet, MAX_PACKETS};
+use chorus_sfu::testkit::FanoutNet;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Publisher packets made ahead per timed batch (untimed), then fed to the core one by one (timed).
@@ -26,9 +26,6 @@ fn fanout(c: &mut Criterion) {
                     let mut timed = Duration::ZERO;
                     let mut left = iters as usize;
                     while left > 0 {
-                        if net.packets_made() > MAX_PACKETS {
-                            net = FanoutNet::new(subscribers); // untimed
-                        }
                         let packets = net.publisher_packets(left.min(BATCH));
                         let start = Instant::now();
                         let mut sent = 0;

@@ -23,12 +23,6 @@ use crate::core::WorkerCore;
 const ROOM: RoomKey = RoomKey(1);
 const PUBLISHER: ParticipantKey = ParticipantKey(1);
 const TRACK: TrackKey = TrackKey(1);
-/// How many packets one net should carry before a bench builds a new one. Past about 40,000 packets at this
-/// synthetic rate (1 packet per ms), the SFU-side str0m starts dropping publisher packets here (seen as the
-/// publisher's sequence number nears 57,000; not yet understood, see docs/performance.md), so benches stay
-/// well below that.
-pub const MAX_PACKETS: u64 = 20_000;
-
 /// Bytes of each synthetic VP8 frame: one RTP packet of about 1,050 bytes on the wire.
 pub const FRAME_BYTES: usize = 1000;
 
@@ -164,8 +158,19 @@ impl FanoutNet {
         net
     }
 
-    fn take_events(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.events.lock().expect("event lock"))
+    /// The core's events since the last call; departures are also noted in [`FanoutNet::failures`].
+    fn take_events(&mut self) -> Vec<Event> {
+        let events = std::mem::take(&mut *self.events.lock().expect("event lock"));
+        for e in &events {
+            if let Event::MediaFailed {
+                participant,
+                reason,
+            } = e
+            {
+                self.failures.push(format!("{participant}: {reason}"));
+            }
+        }
+        events
     }
 
     fn publish(&mut self) {
@@ -343,13 +348,15 @@ impl FanoutNet {
         out
     }
 
-    /// Frames (packets) the publisher has made so far. Keep a net below [`MAX_PACKETS`].
+    /// Frames (packets) the publisher has made so far.
     pub fn packets_made(&self) -> u64 {
         self.frames
     }
 
-    /// Feeds one publisher datagram to the core and drops every datagram it makes (the encrypted copies for
-    /// the subscribers, plus any RTCP); returns how many there were.
+    /// Feeds one publisher datagram to the core and drops every datagram it makes for the subscribers (the
+    /// encrypted copies, plus any RTCP); returns how many there were. What it makes for the publisher (answers
+    /// to its ICE consent checks, receiver reports) is delivered: a publisher whose checks went unanswered
+    /// would stop sending them, and the SFU would end it as ICE-disconnected after about 40 s of packets.
     pub fn forward(&mut self, d: &Datagram) -> usize {
         self.core
             .handle_datagram(d.at, d.source, d.destination, &d.contents);
@@ -358,8 +365,17 @@ impl FanoutNet {
             self.core.handle_timeout(d.at);
         }
         let mut sent = 0;
-        while self.core.poll_transmit().is_some() {
-            sent += 1;
+        while let Some(t) = self.core.poll_transmit() {
+            if t.destination != self.publisher.addr {
+                sent += 1;
+                continue;
+            }
+            let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                .expect("SFU datagram parses");
+            self.publisher
+                .rtc
+                .handle_input(Input::Receive(d.at, input))
+                .expect("publisher accepts");
         }
         sent
     }
@@ -370,10 +386,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fan_out_keeps_flowing_across_many_batches() {
+    fn fan_out_keeps_flowing_for_a_minute_of_packets() {
+        // 60,000 packets, 1 ms apart: past the ~40 s after which a publisher whose ICE consent checks went
+        // unanswered used to be ended (the net dropped the SFU's answers), and most likely across the sequence
+        // number wrap (60,000 of 65,536 numbers from a random start).
         let mut net = FanoutNet::new(3);
-        for batch in 0..50 {
-            let packets = net.publisher_packets(200);
+        for batch in 0..60 {
+            let packets = net.publisher_packets(1000);
             let before = net.core.stats;
             let sent: usize = packets.iter().map(|p| net.forward(p)).sum();
             net.settle(Duration::from_millis(20));
@@ -388,6 +407,6 @@ mod tests {
             );
         }
         assert!(net.failures.is_empty(), "{:?}", net.failures);
-        assert_eq!(net.packets_made(), 5 + 50 * 200);
+        assert_eq!(net.packets_made(), 5 + 60 * 1000);
     }
 }
