@@ -413,13 +413,18 @@ impl Participant {
         Ok(())
     }
 
-    /// Drive both connections' timers.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
-        if self.publisher.deadline() <= now {
-            self.publisher.handle_timeout(now)?;
-        }
-        if self.subscriber.deadline() <= now {
-            self.subscriber.handle_timeout(now)?;
+    /// Run the timers of whichever connection is due, and list it in `dirty` to be drained (the other one
+    /// has nothing new to say).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        dirty: &mut Vec<(ParticipantKey, PcKind)>,
+    ) -> Result<(), PeerError> {
+        for pc in [PcKind::Publisher, PcKind::Subscriber] {
+            if self.peer(pc).deadline() <= now {
+                self.peer(pc).handle_timeout(now)?;
+                self.mark_dirty(pc, dirty);
+            }
         }
         Ok(())
     }

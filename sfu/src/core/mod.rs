@@ -234,12 +234,9 @@ impl WorkerCore {
                     continue;
                 };
                 core.current = Some(pk);
-                if let Err(e) = p.handle_timeout(now) {
+                if let Err(e) = p.handle_timeout(now, &mut core.dirty) {
                     core.fail_participant(now, pk, format!("timer failed: {e}"));
-                    continue;
                 }
-                core.mark_dirty(pk, PcKind::Publisher);
-                core.mark_dirty(pk, PcKind::Subscriber);
             }
             core.due_buf = due;
             if core.participants.is_empty() {
