@@ -192,7 +192,8 @@ impl Peer {
     /// Bounded, so a peer that keeps asking for "now" cannot hold the worker; the rest then waits for the
     /// next iteration.
     ///
-    /// Once every forwarded packet written since the last drain has left, the immediate round asked for
+    /// With forwarded packets written since the last drain, the drain starts with a timer round (the one
+    /// str0m's pacer would ask for first). Once every one of them has left, the immediate round asked for
     /// after the last one waits (up to [`FORWARD_ROUND_DEFER`], when the owner allows it): the next drain
     /// runs a round before its first packet anyway.
     pub fn poll(
@@ -205,6 +206,14 @@ impl Peer {
         let mut idle_rounds = 0;
         let mut produced = false;
         let mut media_sent = 0u32;
+        if self.media_written > 0 && self.rtc.is_alive() {
+            // str0m's pacer releases a written packet only after a timer round, so the first poll would
+            // only ask for one "right away": run it without asking (the poll computes every timer first).
+            rounds += 1;
+            self.timer_rounds += 1;
+            self.clock = self.clock.max(now);
+            self.rtc.handle_input(Input::Timeout(self.clock))?;
+        }
         loop {
             if !self.rtc.is_alive() {
                 // Nothing more will come; wake rarely so the owner notices and cleans up.
