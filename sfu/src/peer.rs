@@ -177,9 +177,14 @@ impl Peer {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        self.timer_round(now)
+    }
+
+    /// One str0m timer round at `at` (or at str0m's clock, if that is later: it never goes back).
+    fn timer_round(&mut self, at: Instant) -> Result<(), PeerError> {
         self.timer_rounds += 1;
-        self.clock = self.clock.max(now);
-        self.rtc.handle_input(Input::Timeout(now))?;
+        self.clock = self.clock.max(at);
+        self.rtc.handle_input(Input::Timeout(self.clock))?;
         Ok(())
     }
 
@@ -210,9 +215,7 @@ impl Peer {
             // str0m's pacer releases a written packet only after a timer round, so the first poll would
             // only ask for one "right away": run it without asking (the poll computes every timer first).
             rounds += 1;
-            self.timer_rounds += 1;
-            self.clock = self.clock.max(now);
-            self.rtc.handle_input(Input::Timeout(self.clock))?;
+            self.timer_round(now)?;
         }
         loop {
             if !self.rtc.is_alive() {
@@ -244,10 +247,8 @@ impl Peer {
                         return Ok(());
                     }
                     rounds += 1;
-                    self.timer_rounds += 1;
                     produced = false;
-                    self.clock = self.clock.max(now).max(t);
-                    self.rtc.handle_input(Input::Timeout(self.clock))?;
+                    self.timer_round(now.max(t))?;
                 }
                 Output::Transmit(t) => {
                     produced = true;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
 
 use crate::api::{Command, Event, MediaKind, ParticipantKey, RoomKey, TrackKey, TrackSpec};
@@ -52,6 +52,15 @@ impl VirtualClient {
             connected: false,
             media_received: 0,
         }
+    }
+
+    /// Hand this client a datagram the SFU sent it.
+    fn receive(&mut self, now: Instant, t: &Transmit) {
+        let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+            .expect("SFU datagram parses");
+        self.rtc
+            .handle_input(Input::Receive(now, input))
+            .expect("client accepts");
     }
 }
 
@@ -285,12 +294,7 @@ impl FanoutNet {
                 while let Some(t) = self.core.poll_transmit() {
                     moved = true;
                     if let Some(c) = self.client(t.destination) {
-                        let input =
-                            Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                                .expect("SFU datagram parses");
-                        c.rtc
-                            .handle_input(Input::Receive(now, input))
-                            .expect("client accepts");
+                        c.receive(now, &t);
                     }
                 }
                 if !moved {
@@ -370,12 +374,7 @@ impl FanoutNet {
                 sent += 1;
                 continue;
             }
-            let input = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                .expect("SFU datagram parses");
-            self.publisher
-                .rtc
-                .handle_input(Input::Receive(d.at, input))
-                .expect("publisher accepts");
+            self.publisher.receive(d.at, &t);
         }
         sent
     }
