@@ -1,7 +1,8 @@
 //! The thin I/O layer: one thread per worker, each owning a UDP socket and a [`WorkerCore`] it drives with the
-//! real clock. Commands arrive on a channel; the thread picks them up between datagrams (at least every few
-//! milliseconds). ICE-TCP frames (`tcp.rs`) arrive on another channel, picked up the same way, and transmits
-//! whose protocol is TCP go back to their connection's writer queue.
+//! real clock. The thread sleeps in `recv` until a datagram comes or the core's next timer is due. Commands
+//! arrive on a channel, and ICE-TCP frames (`tcp.rs`) on another; whoever queues one also wakes the worker
+//! with an empty datagram from its [`Waker`], so the worker never polls for them. Transmits whose protocol is
+//! TCP go back to their connection's writer queue.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
@@ -15,11 +16,13 @@ use str0m::net::Protocol;
 use crate::api::{Command, DataLimits, RoomKey};
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
-use crate::tcp::{self, TcpAcceptor, TcpInput};
+use crate::tcp::{self, TcpAcceptor, TcpInbox, TcpInput};
 use crate::udp::{UdpBatch, UdpRecvBatch, Wait, RECV_BATCH};
+use crate::waker::Waker;
 
-/// The longest a worker sleeps in `recv` before checking its command channel.
-const COMMAND_POLL: Duration = Duration::from_millis(5);
+/// The longest a worker sleeps in `recv` when none of its timers is due sooner. Commands and ICE-TCP frames
+/// wake it when they are queued ([`Waker`]); this is only a backstop.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
 
 /// How often a worker publishes its gauges (an O(tracks) count) and histograms (about 70 stores); counters go
 /// out every loop iteration.
@@ -66,6 +69,11 @@ pub enum SfuError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot set up the wake-up socket of the worker on {addr}: {source}")]
+    Waker {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
     #[error("invalid configuration: {0}")]
@@ -78,12 +86,17 @@ pub struct WorkerHandle {
     index: usize,
     local_addr: SocketAddr,
     tx: Sender<Command>,
+    waker: Arc<Waker>,
 }
 
 impl WorkerHandle {
-    /// Queue a command; returns false if the worker has stopped.
+    /// Queue a command and wake the worker; returns false if the worker has stopped.
     pub fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).is_ok()
+        let queued = self.tx.send(cmd).is_ok();
+        if queued {
+            self.waker.wake();
+        }
+        queued
     }
 
     pub fn index(&self) -> usize {
@@ -152,6 +165,13 @@ impl Sfu {
                 .local_addr()
                 .map_err(|source| SfuError::Bind { addr, source })?;
             let local_addr = SocketAddr::new(config.advertised_ip, bound.port());
+            let waker = Waker::new(bound)
+                .map(Arc::new)
+                .map_err(|source| SfuError::Waker {
+                    addr: bound,
+                    source,
+                })?;
+            let waker_addr = waker.addr();
             let (tx, rx) = mpsc::channel();
             let mut core = WorkerCore::new(local_addr);
             core.set_data_limits(config.data);
@@ -159,20 +179,27 @@ impl Sfu {
             if let Some(addr) = tcp_addr {
                 core = core.with_ice_tcp(addr, tcp::ufrag_prefix(index));
                 let (ttx, trx) = mpsc::channel();
-                tcp_senders.push(ttx);
+                tcp_senders.push(TcpInbox {
+                    tx: ttx,
+                    waker: Arc::clone(&waker),
+                });
                 tcp = Some((addr, trx));
             }
             let shared = Arc::clone(&counters);
             let udp_gso = config.udp_gso;
             let thread = std::thread::Builder::new()
                 .name(format!("chorus-media-{index}"))
-                .spawn(move || run_worker(core, socket, rx, tcp, &shared[index], udp_gso))
+                .spawn(move || {
+                    let udp = UdpSide::new(socket, core.local_addr(), waker_addr, udp_gso);
+                    run_worker(core, udp, rx, tcp, &shared[index])
+                })
                 .map_err(SfuError::Thread)?;
             tracing::info!(worker = index, %bound, advertised = %local_addr, ice_tcp = ?tcp_addr, "media worker started");
             workers.push(WorkerHandle {
                 index,
                 local_addr,
                 tx,
+                waker,
             });
             threads.push(thread);
         }
@@ -259,32 +286,36 @@ impl TcpSide {
 
 fn run_worker(
     mut core: WorkerCore,
-    socket: UdpSocket,
+    mut udp: UdpSide,
     commands: Receiver<Command>,
     tcp: Option<(SocketAddr, Receiver<TcpInput>)>,
     counters: &WorkerCounters,
-    udp_gso: bool,
 ) {
     let mut tcp = tcp.map(|(local, inputs)| TcpSide {
         local,
         inputs,
         writers: HashMap::new(),
     });
-    let mut udp = UdpSide::new(socket, core.local_addr(), udp_gso);
     let mut next_gauges = Instant::now();
     loop {
         // Publish what the last iteration counted: a handful of relaxed stores, read only by scrapes.
         counters.publish_stats(&core.stats);
+        let mut commanded = false;
         loop {
             match commands.try_recv() {
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return,
-                Ok(cmd) => core.handle_command(Instant::now(), cmd),
+                Ok(cmd) => {
+                    core.handle_command(Instant::now(), cmd);
+                    commanded = true;
+                }
                 Err(TryRecvError::Empty) => break,
             }
         }
         // One scan for the deadline per iteration (it is O(participants); a timer heap is future work).
         let now = Instant::now();
-        if now >= next_gauges {
+        // Commands change what the gauges count (rooms, participants, tracks); an idle worker may not come
+        // round again for a while.
+        if now >= next_gauges || commanded {
             counters.publish_gauges(&core.gauges());
             counters.publish_histograms(&core.histograms);
             next_gauges = now + GAUGE_INTERVAL;
@@ -307,6 +338,8 @@ fn run_worker(
 struct UdpSide {
     socket: UdpSocket,
     local_addr: SocketAddr,
+    /// Where the worker's wake-ups come from (their empty datagrams are not media).
+    waker_addr: SocketAddr,
     inbox: UdpRecvBatch,
     outbox: UdpBatch,
     forwarded: Vec<Instant>,
@@ -314,10 +347,16 @@ struct UdpSide {
 }
 
 impl UdpSide {
-    fn new(socket: UdpSocket, local_addr: SocketAddr, udp_gso: bool) -> Self {
+    fn new(
+        socket: UdpSocket,
+        local_addr: SocketAddr,
+        waker_addr: SocketAddr,
+        udp_gso: bool,
+    ) -> Self {
         UdpSide {
             socket,
             local_addr,
+            waker_addr,
             inbox: UdpRecvBatch::default(),
             outbox: UdpBatch::new(udp_gso),
             forwarded: Vec::with_capacity(RECV_BATCH * MAX_RECV_ROUNDS),
@@ -325,15 +364,15 @@ impl UdpSide {
         }
     }
 
-    /// Waits for datagrams until `deadline` (at most [`COMMAND_POLL`]); feeds what came, and what else arrived
+    /// Waits for datagrams until `deadline` (at most [`IDLE_WAIT`]); feeds what came, and what else arrived
     /// meanwhile (up to [`MAX_RECV_ROUNDS`] receive calls), to the core; sends the copies once a forwarded
     /// datagram has waited [`FLUSH_AFTER`], and at the end.
     fn receive(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>, deadline: Option<Instant>) {
         // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(COMMAND_POLL)
-            .clamp(Duration::from_millis(1), COMMAND_POLL);
+            .unwrap_or(IDLE_WAIT)
+            .clamp(Duration::from_millis(1), IDLE_WAIT);
         let wait = Duration::from_millis(wait.as_millis() as u64);
         if self.read_timeout != Some(wait) {
             if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
@@ -357,12 +396,17 @@ impl UdpSide {
             let UdpSide {
                 socket,
                 local_addr,
+                waker_addr,
                 inbox,
                 outbox,
                 forwarded,
                 ..
             } = self;
             for (source, data) in inbox.datagrams() {
+                if source == *waker_addr {
+                    // A wake-up: the loop looks at its commands and ICE-TCP frames next.
+                    continue;
+                }
                 core.stats.bytes_in += data.len() as u64;
                 let before = core.stats.rtp_forwarded;
                 core.handle_datagram(arrived, source, *local_addr, data);

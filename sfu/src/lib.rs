@@ -29,6 +29,7 @@ mod tcp;
 pub mod testkit;
 mod udp;
 pub mod vp8;
+mod waker;
 
 pub use api::{
     Command, DataKind, DataLimits, DataRejection, Done, Event, EventSink, LimitReason, MediaKind,

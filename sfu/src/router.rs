@@ -73,10 +73,11 @@ pub fn stun_local_ufrag(d: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn stun_with_username(username: &str) -> Vec<u8> {
+    /// A STUN binding request whose USERNAME is `username` (`tcp.rs`'s tests use it too).
+    pub(crate) fn stun_with_username(username: &str) -> Vec<u8> {
         let mut attrs = Vec::new();
         // A preceding attribute (PRIORITY) to exercise skipping.
         attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);

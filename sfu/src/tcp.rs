@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::router::{is_stun, stun_local_ufrag};
+use crate::waker::{reachable, Waker};
 
 /// Time for a new connection to send its first frame.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,8 +28,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CONNECTIONS: usize = 2048;
 /// Frames queued towards one connection; beyond it they are dropped, like UDP under congestion.
 const WRITE_QUEUE: usize = 512;
-/// How often the acceptor checks for shutdown.
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// The pause after a failed `accept` (out of file descriptors, say) before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// How long stopping the acceptor waits for its wake-up connection.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The ufrag prefix of worker `index`.
 pub fn ufrag_prefix(index: usize) -> String {
@@ -54,17 +57,40 @@ pub enum TcpInput {
     Closed { remote: SocketAddr },
 }
 
+/// Where the TCP threads hand a worker its connections: the worker's channel, and its waker (the worker
+/// sleeps in `recv` on its UDP socket, so each input is followed by a wake-up).
+#[derive(Debug, Clone)]
+pub struct TcpInbox {
+    pub tx: Sender<TcpInput>,
+    pub waker: Arc<Waker>,
+}
+
+impl TcpInbox {
+    /// Queue `input` and wake the worker; `Err` once the worker has stopped.
+    fn send(&self, input: TcpInput) -> Result<(), &'static str> {
+        self.tx.send(input).map_err(|_| "worker stopped")?;
+        self.waker.wake();
+        Ok(())
+    }
+}
+
 /// The running acceptor; dropping it stops accepting (open connections end with their clients or workers).
+///
+/// The acceptor thread blocks in `accept` (no polling: an idle server's ICE-TCP port costs no wake-ups); to
+/// stop it, the drop sets a flag and connects to the listener once, which the thread takes as its cue.
 #[derive(Debug)]
 pub struct TcpAcceptor {
     stop: Arc<AtomicBool>,
+    /// Where a connection reaches the listener (its own address; loopback if it listens on every address).
+    wake: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
 
 impl TcpAcceptor {
     /// Accept on `listener`, handing connections to `workers[i]` by the ufrag prefix.
-    pub fn start(listener: TcpListener, workers: Vec<Sender<TcpInput>>) -> std::io::Result<Self> {
-        listener.set_nonblocking(true)?;
+    pub fn start(listener: TcpListener, workers: Vec<TcpInbox>) -> std::io::Result<Self> {
+        listener.set_nonblocking(false)?;
+        let wake = reachable(listener.local_addr()?);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -72,6 +98,7 @@ impl TcpAcceptor {
             .spawn(move || accept_loop(listener, workers, &flag))?;
         Ok(TcpAcceptor {
             stop,
+            wake,
             thread: Some(thread),
         })
     }
@@ -80,24 +107,35 @@ impl TcpAcceptor {
 impl Drop for TcpAcceptor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // Unblock `accept`. If even a connection to ourselves fails, the thread is left blocked (it ends with
+        // the process) rather than hanging the drop.
+        match TcpStream::connect_timeout(&self.wake, WAKE_TIMEOUT) {
+            Ok(_) => {
+                let _ = thread.join();
+            }
+            Err(e) => {
+                tracing::warn!(addr = %self.wake, error = %e, "cannot wake the ICE-TCP acceptor")
+            }
         }
     }
 }
 
-fn accept_loop(listener: TcpListener, workers: Vec<Sender<TcpInput>>, stop: &AtomicBool) {
+fn accept_loop(listener: TcpListener, workers: Vec<TcpInbox>, stop: &AtomicBool) {
     let open = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        let (stream, remote) = match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let (stream, remote) = match accepted {
             Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
             Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning on the error.
                 tracing::debug!(error = %e, "ICE-TCP accept failed");
-                std::thread::sleep(ACCEPT_POLL);
+                std::thread::sleep(ACCEPT_RETRY);
                 continue;
             }
         };
@@ -125,11 +163,7 @@ fn accept_loop(listener: TcpListener, workers: Vec<Sender<TcpInput>>, stop: &Ato
 }
 
 /// Runs one connection on this thread (reading) plus a writer thread, until either side ends.
-fn serve(
-    stream: TcpStream,
-    remote: SocketAddr,
-    workers: &[Sender<TcpInput>],
-) -> Result<(), String> {
+fn serve(stream: TcpStream, remote: SocketAddr, workers: &[TcpInbox]) -> Result<(), String> {
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
@@ -156,23 +190,17 @@ fn serve(
         .spawn(move || write_loop(&mut writer_stream, rx))
         .map_err(|e| e.to_string())?;
     let result = (|| {
-        worker
-            .send(TcpInput::Opened { remote, writer: tx })
-            .map_err(|_| "worker stopped")?;
-        worker
-            .send(TcpInput::Frame {
-                remote,
-                data: first,
-            })
-            .map_err(|_| "worker stopped")?;
+        worker.send(TcpInput::Opened { remote, writer: tx })?;
+        worker.send(TcpInput::Frame {
+            remote,
+            data: first,
+        })?;
         reader
             .set_read_timeout(Some(IDLE_TIMEOUT))
             .map_err(|e| e.to_string())?;
         while let Some(frame) = read_frame(&mut reader, &mut buf)? {
             let data = frame.to_vec();
-            worker
-                .send(TcpInput::Frame { remote, data })
-                .map_err(|_| "worker stopped")?;
+            worker.send(TcpInput::Frame { remote, data })?;
         }
         Ok::<(), String>(())
     })();
@@ -252,5 +280,35 @@ mod tests {
         let mut empty: &[u8] = &[0, 0];
         assert!(read_frame(&mut empty, &mut buf).is_err());
         assert!(frame(&vec![0; 70_000]).is_none());
+    }
+
+    use std::net::UdpSocket;
+
+    #[test]
+    fn the_acceptor_blocks_until_dropped_and_then_lets_go_of_its_port() {
+        let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let loopback = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(reachable(listener.local_addr().expect("addr")), loopback);
+        let (tx, rx) = mpsc::channel();
+        let worker = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let waker = Arc::new(Waker::new(worker.local_addr().expect("addr")).expect("waker"));
+        let acceptor = TcpAcceptor::start(listener, vec![TcpInbox { tx, waker }]).expect("start");
+
+        // A connection whose first frame is a STUN request for worker 0's ufrag reaches worker 0.
+        let mut client = TcpStream::connect(loopback).expect("connect");
+        let stun = crate::router::tests::stun_with_username("000abcd:remote");
+        client
+            .write_all(&frame(&stun).expect("small"))
+            .expect("write");
+        let opened = rx.recv_timeout(Duration::from_secs(5)).expect("opened");
+        assert!(matches!(opened, TcpInput::Opened { .. }), "{opened:?}");
+
+        // Dropping it ends the blocked accept: the thread is joined and the listening socket closed.
+        drop(acceptor);
+        assert!(
+            TcpStream::connect(loopback).is_err(),
+            "the listener is still open after the acceptor was dropped"
+        );
     }
 }
