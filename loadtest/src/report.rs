@@ -44,6 +44,10 @@ pub struct ServerFigures {
     pub cpu_cores: f64,
     pub forwarded_packets: u64,
     pub forwarded_packets_per_sec: f64,
+    /// CPU seconds of the media worker threads alone (no signaling, storage or runtime threads).
+    pub media_cpu_seconds: Option<f64>,
+    /// Times per second the media worker threads slept waiting for input and were woken.
+    pub media_sleeps_per_sec: Option<f64>,
     pub forwarded_video_packets: Option<u64>,
     pub forwarded_audio_packets: Option<u64>,
     pub nacks_received: Option<u64>,
@@ -94,6 +98,11 @@ pub struct Report {
     pub server: Option<ServerFigures>,
     /// Server CPU time divided by packets forwarded in the window (all kinds), in µs.
     pub server_cpu_us_per_forwarded_packet: Option<f64>,
+    /// The same for the media worker threads' CPU time alone.
+    pub server_media_cpu_us_per_forwarded_packet: Option<f64>,
+    /// Packets forwarded per sleep of the media worker threads: how many copies each wake-up's price is
+    /// shared by.
+    pub forwarded_packets_per_media_sleep: Option<f64>,
     /// Video streams one fully busy core would carry at the measured CPU cost: streams / cores used.
     pub subscriber_video_streams_per_core: Option<f64>,
     /// Server resident memory before anyone joined.
@@ -176,6 +185,11 @@ fn delta(before: Option<f64>, after: Option<f64>) -> Option<u64> {
     Some((after? - before?).max(0.0).round() as u64)
 }
 
+/// How much a counter grew between two scrapes, if both have it.
+fn growth(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some((after? - before?).max(0.0))
+}
+
 /// The server's figures for the window, if both scrapes have them.
 pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<ServerFigures> {
     let wall = after.at.duration_since(before.at).as_secs_f64();
@@ -186,6 +200,8 @@ pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<Ser
         cpu_cores: cpu_seconds / wall,
         forwarded_packets,
         forwarded_packets_per_sec: forwarded_packets as f64 / wall,
+        media_cpu_seconds: growth(before.media_cpu_seconds, after.media_cpu_seconds),
+        media_sleeps_per_sec: growth(before.media_sleeps, after.media_sleeps).map(|n| n / wall),
         forwarded_video_packets: delta(before.video_packets_out, after.video_packets_out),
         forwarded_audio_packets: delta(before.audio_packets_out, after.audio_packets_out),
         nacks_received: delta(before.nacks_received, after.nacks_received),
@@ -237,6 +253,14 @@ impl Report {
             .as_ref()
             .filter(|s| s.forwarded_packets > 0 && s.cpu_seconds > 0.0)
             .map(|s| s.cpu_seconds * 1e6 / s.forwarded_packets as f64);
+        let media_cpu_per_packet = server.as_ref().and_then(|s| {
+            let cpu = s.media_cpu_seconds?;
+            (s.forwarded_packets > 0 && cpu > 0.0).then(|| cpu * 1e6 / s.forwarded_packets as f64)
+        });
+        let packets_per_sleep = server.as_ref().and_then(|s| {
+            let sleeps = s.media_sleeps_per_sec? * secs;
+            (sleeps > 0.0).then(|| s.forwarded_packets as f64 / sleeps)
+        });
         let streams_per_core = server
             .as_ref()
             .filter(|s| s.cpu_cores > 0.0 && received.video_streams > 0)
@@ -271,6 +295,8 @@ impl Report {
             latency_samples: received.latency.count(),
             server,
             server_cpu_us_per_forwarded_packet: cpu_per_packet,
+            server_media_cpu_us_per_forwarded_packet: media_cpu_per_packet,
+            forwarded_packets_per_media_sleep: packets_per_sleep,
             subscriber_video_streams_per_core: streams_per_core,
             server_rss_bytes_before_join: None,
             server_rss_bytes_per_participant: None,
@@ -369,6 +395,14 @@ impl fmt::Display for Report {
                     "server CPU      {} per forwarded packet, {} subscriber video streams per core",
                     Opt(self.server_cpu_us_per_forwarded_packet, " µs"),
                     Opt(self.subscriber_video_streams_per_core, ""),
+                )?;
+                writeln!(
+                    f,
+                    "media threads   {} CPU s, {} per forwarded packet, {} sleeps/s ({} forwarded packets per sleep)",
+                    Opt(s.media_cpu_seconds, ""),
+                    Opt(self.server_media_cpu_us_per_forwarded_packet, " µs"),
+                    Opt(s.media_sleeps_per_sec, ""),
+                    Opt(self.forwarded_packets_per_media_sleep, ""),
                 )?;
                 writeln!(
                     f,

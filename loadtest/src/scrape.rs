@@ -113,6 +113,10 @@ pub const FORWARDING_LATENCY: &str = "chorus_forwarding_latency_seconds";
 pub struct ServerSample {
     pub at: Instant,
     pub cpu_seconds: Option<f64>,
+    /// The media worker threads' share of `cpu_seconds` (servers from 2026-12 on).
+    pub media_cpu_seconds: Option<f64>,
+    /// Times the media worker threads slept waiting for input.
+    pub media_sleeps: Option<f64>,
     pub forwarded_packets: Option<f64>,
     pub video_packets_out: Option<f64>,
     pub audio_packets_out: Option<f64>,
@@ -130,6 +134,8 @@ impl ServerSample {
         ServerSample {
             at,
             cpu_seconds: m.get("process_cpu_seconds_total"),
+            media_cpu_seconds: m.get("chorus_media_thread_cpu_seconds_total"),
+            media_sleeps: m.get("chorus_media_thread_sleeps_total"),
             forwarded_packets: m.get("chorus_forwarded_packets_total"),
             video_packets_out: m.get("chorus_media_packets_out_total{kind=\"video\"}"),
             audio_packets_out: m.get("chorus_media_packets_out_total{kind=\"audio\"}"),

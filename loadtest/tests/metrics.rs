@@ -117,6 +117,14 @@ async fn metrics_count_a_call() -> anyhow::Result<()> {
     assert!(m
         .get("process_resident_memory_bytes")
         .is_some_and(|b| b > 0.0));
+    // The media worker's own CPU time and sleeps: it forwarded the call, and waited for input in between.
+    let media_cpu = m.get("chorus_media_thread_cpu_seconds_total");
+    assert!(
+        media_cpu.is_some_and(|s| s > 0.0),
+        "media CPU {media_cpu:?}"
+    );
+    let sleeps = m.get("chorus_media_thread_sleeps_total");
+    assert!(sleeps.is_some_and(|n| n > 0.0), "media sleeps {sleeps:?}");
 
     alice.leave().await;
     bob.leave().await;

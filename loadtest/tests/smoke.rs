@@ -125,6 +125,19 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
     assert!(v["server"]["forwarded_packets"]
         .as_u64()
         .is_some_and(|n| n > 0));
+    // The in-process server's media threads forwarded those packets: their own CPU time and sleeps show.
+    assert!(
+        v["server_media_cpu_us_per_forwarded_packet"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0),
+        "{text}"
+    );
+    assert!(
+        v["forwarded_packets_per_media_sleep"]
+            .as_f64()
+            .is_some_and(|n| n > 0.0),
+        "{text}"
+    );
     assert!(
         v["server"]["forwarding_latency_ms_p99"].is_number()
             || v["server"]["forwarding_latency_ms_p99"].is_null()

@@ -17,6 +17,7 @@ use crate::api::{Command, DataLimits, RoomKey};
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 use crate::tcp::{self, TcpAcceptor, TcpInbox, TcpInput};
+use crate::thread_usage;
 use crate::udp::{UdpBatch, UdpRecvBatch, Wait, RECV_BATCH};
 use crate::waker::Waker;
 
@@ -316,6 +317,10 @@ fn run_worker(
         // Commands change what the gauges count (rooms, participants, tracks); an idle worker may not come
         // round again for a while.
         if now >= next_gauges || commanded {
+            if let Some(usage) = thread_usage::current() {
+                core.stats.thread_cpu_micros = usage.cpu_micros;
+                core.stats.thread_sleeps = usage.sleeps;
+            }
             counters.publish_gauges(&core.gauges());
             counters.publish_histograms(&core.histograms);
             next_gauges = now + GAUGE_INTERVAL;

@@ -27,6 +27,7 @@ mod stats;
 mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod thread_usage;
 mod udp;
 pub mod vp8;
 mod waker;

@@ -109,6 +109,11 @@ counters! {
         /// str0m timer rounds run on peer connections (the worker's timer pass, and inline while draining:
         /// str0m's pacer needs one to release each packet): bookkeeping per forwarded packet.
         rtc_timer_rounds,
+        /// The worker thread's own CPU time (user + system), in µs; set by the I/O loop a few times a second.
+        thread_cpu_micros,
+        /// Times the worker thread slept waiting for input and was woken (voluntary context switches); set with
+        /// `thread_cpu_micros`.
+        thread_sleeps,
     }
 }
 

@@ -120,6 +120,13 @@ impl Builder {
         self.registry.register(Box::new(c))
     }
 
+    /// A counter in seconds, from a total in microseconds.
+    fn seconds(&self, name: &str, help: &str, micros: u64) -> prometheus::Result<()> {
+        let c = Counter::with_opts(Opts::new(name, help))?;
+        c.inc_by(micros as f64 / 1e6);
+        self.registry.register(Box::new(c))
+    }
+
     fn gauge(&self, name: &str, help: &str, value: u64) -> prometheus::Result<()> {
         let g = IntGauge::with_opts(Opts::new(name, help))?;
         g.set(i64::try_from(value).unwrap_or(i64::MAX));
@@ -245,6 +252,16 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         "Timer rounds run on str0m peer connections (the media engine's bookkeeping; at least one per forwarded packet).",
         s.rtc_timer_rounds,
     )?;
+    b.seconds(
+        "chorus_media_thread_cpu_seconds_total",
+        "CPU time of the media worker threads (user + system), all workers: the media plane's share of process_cpu_seconds_total.",
+        s.thread_cpu_micros,
+    )?;
+    b.counter(
+        "chorus_media_thread_sleeps_total",
+        "Times a media worker thread slept waiting for input and was woken again (voluntary context switches), all workers.",
+        s.thread_sleeps,
+    )?;
     b.counter(
         "chorus_layer_switches_total",
         "Subscriptions that moved to another simulcast layer.",
@@ -361,6 +378,8 @@ mod tests {
         snap.webhooks.dead_lettered = 7;
         snap.stats.rtp_forwarded = 1234;
         snap.stats.rtc_timer_rounds = 99;
+        snap.stats.thread_cpu_micros = 2_500_000;
+        snap.stats.thread_sleeps = 42;
         snap.stats.count_in(chorus_sfu::MediaKind::Video, 1000);
         snap.gauges.participants = 5;
         let fams = families(&snap).expect("valid metric names");
@@ -374,12 +393,14 @@ mod tests {
         assert!(text.contains("\nchorus_webhook_dead_letters_total 7\n"));
         assert!(text.contains("\nchorus_webhook_queue_depth 3\n"));
         assert!(text.contains("\nchorus_rtc_timer_rounds_total 99\n"));
-        assert_eq!(fams.len(), 43);
+        assert!(text.contains("\nchorus_media_thread_cpu_seconds_total 2.5\n"));
+        assert!(text.contains("\nchorus_media_thread_sleeps_total 42\n"));
+        assert_eq!(fams.len(), 45);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            42,
+            44,
             "no queue depth when the store cannot say"
         );
     }
