@@ -27,7 +27,7 @@ use crate::local_track::PublishOptions;
 use crate::media::{self, MediaOptions, SourceControl};
 use crate::peer::{build_api, new_peer_connection};
 use crate::publisher::Publisher;
-use crate::subscriber::Subscriber;
+use crate::subscriber::{wait_for_receive_streams, Subscriber, RECEIVERS_WAIT};
 
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -110,6 +110,7 @@ pub(crate) fn answer_offers(
                             .expect("lock")
                             .offers
                             .push((sdp.clone(), tracks.clone()));
+                        let renegotiation = server.remote_description().await.is_some();
                         let offer = RTCSessionDescription::offer(sdp).expect("offer");
                         server
                             .set_remote_description(offer)
@@ -120,6 +121,12 @@ pub(crate) fn answer_offers(
                             .set_local_description(answer)
                             .await
                             .expect("set answer");
+                        if renegotiation {
+                            // As a real receiver must (`subscriber.rs`): media sent before webrtc-rs opened a
+                            // new track's receive stream can end that track.
+                            let mids: Vec<String> = tracks.iter().map(|t| t.mid.clone()).collect();
+                            wait_for_receive_streams(&server, &mids, RECEIVERS_WAIT).await;
+                        }
                         let sdp = complete_local_sdp(&server).await;
                         publisher.on_tracks_assigned(
                             tracks

@@ -31,7 +31,7 @@ use crate::vp8;
 /// Longest wait for the ICE agent to start before applying a renegotiation offer anyway.
 const ICE_START_WAIT: Duration = Duration::from_secs(5);
 /// Longest wait for webrtc-rs to open the receive streams of a renegotiation before answering anyway.
-const RECEIVERS_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const RECEIVERS_WAIT: Duration = Duration::from_secs(3);
 
 pub(crate) struct Subscriber {
     pc: Arc<RTCPeerConnection>,
@@ -102,7 +102,7 @@ impl Subscriber {
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         if renegotiation {
-            self.wait_for_receivers(&sending_mids).await;
+            wait_for_receive_streams(&self.pc, &sending_mids, RECEIVERS_WAIT).await;
         }
         let sdp = self
             .pc
@@ -125,46 +125,6 @@ impl Subscriber {
         while self.pc.ice_connection_state() == RTCIceConnectionState::New
             && tokio::time::Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// webrtc-rs opens the receive streams of a renegotiation's new tracks in an operation it queues behind
-    /// `set_local_description`. The server starts sending as soon as it has the answer, and a packet that
-    /// arrives before the stream is open is taken for an undeclared SSRC: webrtc-rs probes that stream for
-    /// a MID and RID, taking every other packet from the real track meanwhile, finds no RID on a plain
-    /// track, and closes the stream, which silently ends the real track (seen in CI: audio stopped after
-    /// nine packets). So the answer waits (bounded) until every mid the offer sends on has a receiving track.
-    async fn wait_for_receivers(&self, mids: &[String]) {
-        let start = tokio::time::Instant::now();
-        let deadline = start + RECEIVERS_WAIT;
-        loop {
-            let mut waiting = None;
-            for t in self.pc.get_transceivers().await {
-                let Some(mid) = t.mid() else { continue };
-                if !mids.iter().any(|m| m.as_str() == mid.as_str()) {
-                    continue;
-                }
-                let receiving = t
-                    .receiver()
-                    .await
-                    .tracks()
-                    .await
-                    .iter()
-                    .any(|r| r.ssrc() != 0);
-                if !receiving {
-                    waiting = Some(mid);
-                    break;
-                }
-            }
-            let Some(mid) = waiting else {
-                debug!(?mids, waited = ?start.elapsed(), "receive streams open");
-                return;
-            };
-            if tokio::time::Instant::now() >= deadline {
-                debug!(%mid, "answering before webrtc-rs opened this mid's receive stream");
-                return;
-            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -241,5 +201,49 @@ async fn read_rtp(
                 keyframe,
             },
         );
+    }
+}
+
+/// webrtc-rs opens the receive streams of a renegotiation's new tracks in an operation it queues behind
+/// `set_local_description`. The remote starts sending as soon as it has the answer, and a packet that arrives
+/// before the stream is open is taken for an undeclared SSRC: webrtc-rs probes that stream for a MID and RID,
+/// taking every other packet from the real track meanwhile, finds no RID on a plain track, and closes the
+/// stream, which silently ends the real track (seen in CI: audio stopped after nine packets). So an answer
+/// waits (at most `limit`) until every mid the offer sends on has a receiving track.
+pub(crate) async fn wait_for_receive_streams(
+    pc: &RTCPeerConnection,
+    mids: &[String],
+    limit: Duration,
+) {
+    let start = tokio::time::Instant::now();
+    let deadline = start + limit;
+    loop {
+        let mut waiting = None;
+        for t in pc.get_transceivers().await {
+            let Some(mid) = t.mid() else { continue };
+            if !mids.iter().any(|m| m.as_str() == mid.as_str()) {
+                continue;
+            }
+            let receiving = t
+                .receiver()
+                .await
+                .tracks()
+                .await
+                .iter()
+                .any(|r| r.ssrc() != 0);
+            if !receiving {
+                waiting = Some(mid);
+                break;
+            }
+        }
+        let Some(mid) = waiting else {
+            debug!(?mids, waited = ?start.elapsed(), "receive streams open");
+            return;
+        };
+        if tokio::time::Instant::now() >= deadline {
+            debug!(%mid, "answering before webrtc-rs opened this mid's receive stream");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
