@@ -257,9 +257,10 @@ impl Report {
             let cpu = s.media_cpu_seconds?;
             (s.forwarded_packets > 0 && cpu > 0.0).then(|| cpu * 1e6 / s.forwarded_packets as f64)
         });
+        // Both rates over the server's own scrape interval.
         let packets_per_sleep = server.as_ref().and_then(|s| {
-            let sleeps = s.media_sleeps_per_sec? * secs;
-            (sleeps > 0.0).then(|| s.forwarded_packets as f64 / sleeps)
+            let sleeps = s.media_sleeps_per_sec?;
+            (sleeps > 0.0).then(|| s.forwarded_packets_per_sec / sleeps)
         });
         let streams_per_core = server
             .as_ref()
