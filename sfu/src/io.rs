@@ -1,5 +1,6 @@
 //! The thin I/O layer: one thread per worker, each owning a UDP socket and a [`WorkerCore`] it drives with the
-//! real clock. The thread sleeps in `recv` until a datagram comes or the core's next timer is due. Commands
+//! real clock. The thread sleeps in `ppoll` until a datagram comes or the core's next timer is due (at most
+//! [`TIMER_SLACK`] late, to share wake-ups); `udp/recv.rs` says why not in a blocking `recv`. Commands
 //! arrive on a channel, and ICE-TCP frames (`tcp.rs`) on another; whoever queues one also wakes the worker
 //! with an empty datagram from its [`Waker`], so the worker never polls for them. Transmits whose protocol is
 //! TCP go back to their connection's writer queue.
@@ -18,12 +19,32 @@ use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 use crate::tcp::{self, TcpAcceptor, TcpInbox, TcpInput};
 use crate::thread_usage;
-use crate::udp::{UdpBatch, UdpRecvBatch, Wait, RECV_BATCH};
+use crate::udp::{wait_readable, UdpBatch, UdpRecvBatch, RECV_BATCH};
 use crate::waker::Waker;
 
-/// The longest a worker sleeps in `recv` when none of its timers is due sooner. Commands and ICE-TCP frames
+/// The longest a worker waits for datagrams when none of its timers is due sooner. Commands and ICE-TCP frames
 /// wake it when they are queued ([`Waker`]); this is only a backstop.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
+
+/// How late a timer may run while media flows, so that it can share a wake-up with the datagrams that arrive
+/// meanwhile. Each wake-up is expensive on a virtual machine (about 30 µs of CPU here, see
+/// `docs/performance.md`); waking at every timer's exact time took 35–50 % more wake-ups in a 4×4 load test,
+/// and this slack brings them back to where they were, with timers at most about a millisecond late (str0m's
+/// pacer and probe clusters step at 2 ms or more).
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// How late a timer may run when no media has been forwarded for [`QUIET_AFTER`]. Then only the
+/// connections' housekeeping is due (reports, consent, statistics, data channels), each at its own time: 50 idle participants ask for about
+/// 1,700 str0m timer rounds a second, which took about 400 wake-ups a second with [`TIMER_SLACK`], 160 with
+/// 4 ms, and about as many as before precise waits (120, when a timeout took 4–8 ms) with this.
+const QUIET_TIMER_SLACK: Duration = Duration::from_millis(8);
+
+/// A worker counts as quiet when it has forwarded no media for this long.
+const QUIET_AFTER: Duration = Duration::from_millis(100);
+
+/// The shortest wait for datagrams. A timer already due when the worker is about to wait was left by a
+/// connection that bounded its own work (`Peer::poll`); this keeps such a connection from spinning the worker.
+const MIN_WAIT: Duration = Duration::from_micros(100);
 
 /// How often a worker publishes its gauges (an O(tracks) count) and histograms (about 70 stores); counters go
 /// out every loop iteration.
@@ -348,7 +369,8 @@ struct UdpSide {
     inbox: UdpRecvBatch,
     outbox: UdpBatch,
     forwarded: Vec<Instant>,
-    read_timeout: Option<Duration>,
+    /// When the last datagram that was forwarded (media) arrived.
+    last_forwarded: Option<Instant>,
 }
 
 impl UdpSide {
@@ -365,7 +387,16 @@ impl UdpSide {
             inbox: UdpRecvBatch::default(),
             outbox: UdpBatch::new(udp_gso),
             forwarded: Vec::with_capacity(RECV_BATCH * MAX_RECV_ROUNDS),
-            read_timeout: None,
+            last_forwarded: None,
+        }
+    }
+
+    /// How late the next timer may run: [`TIMER_SLACK`] while media is forwarded, [`QUIET_TIMER_SLACK`] once
+    /// none has been for [`QUIET_AFTER`].
+    fn timer_slack(&self) -> Duration {
+        match self.last_forwarded {
+            Some(t) if t.elapsed() < QUIET_AFTER => TIMER_SLACK,
+            _ => QUIET_TIMER_SLACK,
         }
     }
 
@@ -373,21 +404,22 @@ impl UdpSide {
     /// meanwhile (up to [`MAX_RECV_ROUNDS`] receive calls), to the core; sends the copies once a forwarded
     /// datagram has waited [`FLUSH_AFTER`], and at the end.
     fn receive(&mut self, core: &mut WorkerCore, tcp: Option<&TcpSide>, deadline: Option<Instant>) {
-        // Whole milliseconds, so the timeout rarely changes and `set_read_timeout` (a syscall) is rarely needed.
         let wait = deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+            .map(|d| (d + self.timer_slack()).saturating_duration_since(Instant::now()))
             .unwrap_or(IDLE_WAIT)
-            .clamp(Duration::from_millis(1), IDLE_WAIT);
-        let wait = Duration::from_millis(wait.as_millis() as u64);
-        if self.read_timeout != Some(wait) {
-            if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
-                tracing::warn!(error = %e, "set_read_timeout failed");
+            .clamp(MIN_WAIT, IDLE_WAIT);
+        match wait_readable(&self.socket, wait) {
+            Ok(true) => {}
+            // The deadline: the loop runs the timers next.
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for datagrams failed");
+                std::thread::sleep(MIN_WAIT);
+                return;
             }
-            self.read_timeout = Some(wait);
         }
-        let mut how = Wait::ForOne;
         for _ in 0..MAX_RECV_ROUNDS {
-            match self.inbox.recv(&self.socket, how) {
+            match self.inbox.recv(&self.socket) {
                 Ok(0) => break,
                 Ok(_) => {}
                 // ICMP errors from earlier sends surface here on Linux; they concern one peer, not the socket.
@@ -396,7 +428,6 @@ impl UdpSide {
                     break;
                 }
             }
-            how = Wait::No;
             let arrived = Instant::now();
             let UdpSide {
                 socket,
@@ -405,7 +436,7 @@ impl UdpSide {
                 inbox,
                 outbox,
                 forwarded,
-                ..
+                last_forwarded,
             } = self;
             for (source, data) in inbox.datagrams() {
                 if source == *waker_addr {
@@ -417,6 +448,7 @@ impl UdpSide {
                 core.handle_datagram(arrived, source, *local_addr, data);
                 if core.stats.rtp_forwarded != before {
                     forwarded.push(arrived);
+                    *last_forwarded = Some(arrived);
                 }
                 if forwarded
                     .first()

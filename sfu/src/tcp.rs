@@ -58,7 +58,7 @@ pub enum TcpInput {
 }
 
 /// Where the TCP threads hand a worker its connections: the worker's channel, and its waker (the worker
-/// sleeps in `recv` on its UDP socket, so each input is followed by a wake-up).
+/// waits on its UDP socket, so each input is followed by a wake-up).
 #[derive(Debug, Clone)]
 pub struct TcpInbox {
     pub tx: Sender<TcpInput>,

@@ -5,5 +5,5 @@ mod plan;
 mod recv;
 mod send;
 
-pub use recv::{UdpRecvBatch, Wait, RECV_BATCH};
+pub use recv::{wait_readable, UdpRecvBatch, RECV_BATCH};
 pub use send::UdpBatch;
