@@ -58,6 +58,10 @@ pub struct ServerFigures {
     /// last copy handed to the kernel (interpolated within the histogram's buckets).
     pub forwarding_latency_ms_p50: Option<f64>,
     pub forwarding_latency_ms_p99: Option<f64>,
+    /// How late the media workers ran their connections' timers (the server's histogram; by design up to its
+    /// slack of 1 ms while media flows).
+    pub timer_lateness_ms_p50: Option<f64>,
+    pub timer_lateness_ms_p99: Option<f64>,
 }
 
 /// Every figure of one run; `null` in JSON where it could not be measured.
@@ -219,6 +223,10 @@ pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<Ser
             0.99,
         )
         .map(|s| s * 1e3),
+        timer_lateness_ms_p50: bucket_quantile(&before.timer_lateness, &after.timer_lateness, 0.5)
+            .map(|s| s * 1e3),
+        timer_lateness_ms_p99: bucket_quantile(&before.timer_lateness, &after.timer_lateness, 0.99)
+            .map(|s| s * 1e3),
     })
 }
 
@@ -407,9 +415,11 @@ impl fmt::Display for Report {
                 )?;
                 writeln!(
                     f,
-                    "server latency  p50 {}, p99 {} (receive → last copy sent, the SFU's own share)",
+                    "server latency  p50 {}, p99 {} (receive → last copy sent, the SFU's own share); timers run p50 {}, p99 {} late",
                     Opt(s.forwarding_latency_ms_p50, " ms"),
                     Opt(s.forwarding_latency_ms_p99, " ms"),
+                    Opt(s.timer_lateness_ms_p50, " ms"),
+                    Opt(s.timer_lateness_ms_p99, " ms"),
                 )?;
                 writeln!(
                     f,

@@ -108,6 +108,10 @@ pub fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> O
 /// that was forwarded.
 pub const FORWARDING_LATENCY: &str = "chorus_forwarding_latency_seconds";
 
+/// The server's timer-lateness histogram: how long after the earliest due timer a media worker ran its
+/// connections' timers.
+pub const TIMER_LATENESS: &str = "chorus_media_timer_lateness_seconds";
+
 /// The figures of one scrape a report is built from.
 #[derive(Debug, Clone)]
 pub struct ServerSample {
@@ -127,6 +131,8 @@ pub struct ServerSample {
     pub participants: Option<f64>,
     /// [`FORWARDING_LATENCY`] as cumulative (upper bound in seconds, count) buckets.
     pub forwarding_latency: Vec<(f64, f64)>,
+    /// [`TIMER_LATENESS`] as cumulative buckets (empty from servers before 2026-12-07).
+    pub timer_lateness: Vec<(f64, f64)>,
 }
 
 impl ServerSample {
@@ -145,6 +151,7 @@ impl ServerSample {
             rss_bytes: m.get("process_resident_memory_bytes"),
             participants: m.get("chorus_participants"),
             forwarding_latency: m.buckets(FORWARDING_LATENCY),
+            timer_lateness: m.buckets(TIMER_LATENESS),
         }
     }
 }

@@ -41,7 +41,11 @@ async fn scrape_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_a_call() -> anyhow::Result<()> {
-    let ts = TestServer::start().await.context("start test server")?;
+    // The room closes as soon as it is empty: the end of the call is checked without waiting out the default
+    // 20 s empty timeout (which took most of the deadline, and failed the test once on a busy machine).
+    let ts = TestServer::start_with(|s| s.room_empty_timeout = Duration::ZERO)
+        .await
+        .context("start test server")?;
     let url = HttpUrl::parse(&format!("{}/metrics", ts.http_url())).map_err(anyhow::Error::msg)?;
     let before = scrape(&url).await.context("GET /metrics")?;
     assert_eq!(before.get("chorus_forwarded_packets_total"), Some(0.0));
@@ -125,6 +129,12 @@ async fn metrics_count_a_call() -> anyhow::Result<()> {
     );
     let sleeps = m.get("chorus_media_thread_sleeps_total");
     assert!(sleeps.is_some_and(|n| n > 0.0), "media sleeps {sleeps:?}");
+    // It ran its connections' timers (reports, feedback, pacing), and says how late.
+    let timer_rounds = m.get("chorus_media_timer_lateness_seconds_count");
+    assert!(
+        timer_rounds.is_some_and(|n| n > 0.0),
+        "timer lateness count {timer_rounds:?}"
+    );
 
     alice.leave().await;
     bob.leave().await;

@@ -142,6 +142,11 @@ async fn short_load_test_reports_flowing_media() -> anyhow::Result<()> {
         v["server"]["forwarding_latency_ms_p99"].is_number()
             || v["server"]["forwarding_latency_ms_p99"].is_null()
     );
+    // The worker ran its connections' timers during the window (null only above the histogram's top bucket).
+    assert!(
+        v["server"]["timer_lateness_ms_p50"].is_number(),
+        "timer lateness: {text}"
+    );
     Ok(())
 }
 

@@ -29,6 +29,12 @@ pub const LATENCY_BOUNDS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05,
 ];
 
+/// How late a worker ran its connections' timers, seconds (100 µs to 100 ms: the slack is 1 or 8 ms by
+/// design, and more means the worker is busy).
+pub const TIMER_LATENESS_BOUNDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+];
+
 /// Counts of observations per bucket, and their sum.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Histogram {
@@ -128,6 +134,9 @@ pub struct WorkerHistograms {
     /// From a datagram's arrival in the worker loop to the end of sending what it produced (str0m's pacer
     /// queue and the kernel's socket buffers are not included).
     pub forwarding_latency_seconds: Histogram,
+    /// When the worker runs its connections' due timers: how long after the earliest of them was due. The
+    /// worker allows some slack to share wake-ups (`io.rs`); well beyond it, the worker is too busy.
+    pub timer_lateness_seconds: Histogram,
 }
 
 impl Default for WorkerHistograms {
@@ -138,6 +147,7 @@ impl Default for WorkerHistograms {
             loss_ratio: Histogram::new(LOSS_BOUNDS),
             mos: Histogram::new(MOS_BOUNDS),
             forwarding_latency_seconds: Histogram::new(LATENCY_BOUNDS),
+            timer_lateness_seconds: Histogram::new(TIMER_LATENESS_BOUNDS),
         }
     }
 }
@@ -167,6 +177,8 @@ impl WorkerHistograms {
         self.mos.accumulate(&other.mos);
         self.forwarding_latency_seconds
             .accumulate(&other.forwarding_latency_seconds);
+        self.timer_lateness_seconds
+            .accumulate(&other.timer_lateness_seconds);
     }
 }
 
@@ -178,6 +190,7 @@ pub(crate) struct AtomicHistograms {
     loss_ratio: AtomicHistogram,
     mos: AtomicHistogram,
     forwarding_latency_seconds: AtomicHistogram,
+    timer_lateness_seconds: AtomicHistogram,
 }
 
 impl AtomicHistograms {
@@ -188,6 +201,7 @@ impl AtomicHistograms {
         self.mos.store(&h.mos);
         self.forwarding_latency_seconds
             .store(&h.forwarding_latency_seconds);
+        self.timer_lateness_seconds.store(&h.timer_lateness_seconds);
     }
 
     pub(crate) fn load(&self) -> WorkerHistograms {
@@ -197,6 +211,7 @@ impl AtomicHistograms {
             loss_ratio: self.loss_ratio.load(LOSS_BOUNDS),
             mos: self.mos.load(MOS_BOUNDS),
             forwarding_latency_seconds: self.forwarding_latency_seconds.load(LATENCY_BOUNDS),
+            timer_lateness_seconds: self.timer_lateness_seconds.load(TIMER_LATENESS_BOUNDS),
         }
     }
 }
@@ -235,6 +250,7 @@ mod tests {
             LOSS_BOUNDS,
             MOS_BOUNDS,
             LATENCY_BOUNDS,
+            TIMER_LATENESS_BOUNDS,
         ] {
             assert!(b.len() <= MAX_BUCKETS);
             assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
@@ -254,6 +270,7 @@ mod tests {
         // Unknown values are not counted.
         h.observe_quality(&QualityReport::default());
         h.forwarding_latency_seconds.observe(0.0002);
+        h.timer_lateness_seconds.observe(0.0012);
         let shared = AtomicHistograms::default();
         shared.store(&h);
         let read = shared.load();
@@ -263,5 +280,9 @@ mod tests {
         assert_eq!(read.loss_ratio.cumulative().next(), Some((0.0, 1)));
         assert_eq!(read.mos.count(), 1);
         assert_eq!(read.forwarding_latency_seconds.count(), 1);
+        assert_eq!(
+            read.timer_lateness_seconds.cumulative().nth(4),
+            Some((0.0015, 1))
+        );
     }
 }

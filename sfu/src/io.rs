@@ -347,7 +347,10 @@ fn run_worker(
             next_gauges = now + GAUGE_INTERVAL;
         }
         let mut deadline = core.next_deadline();
-        if deadline.is_some_and(|d| d <= now) {
+        if let Some(due) = deadline.filter(|d| *d <= now) {
+            core.histograms
+                .timer_lateness_seconds
+                .observe(now.duration_since(due).as_secs_f64());
             core.handle_timeout(now);
             deadline = core.next_deadline();
         }

@@ -395,12 +395,12 @@ mod tests {
         assert!(text.contains("\nchorus_rtc_timer_rounds_total 99\n"));
         assert!(text.contains("\nchorus_media_thread_cpu_seconds_total 2.5\n"));
         assert!(text.contains("\nchorus_media_thread_sleeps_total 42\n"));
-        assert_eq!(fams.len(), 45);
+        assert_eq!(fams.len(), 46);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            44,
+            45,
             "no queue depth when the store cannot say"
         );
     }
@@ -423,6 +423,7 @@ mod tests {
         assert!(text.contains("\nchorus_participant_rtt_seconds_sum 5.064\n"));
         assert!(text.contains("\nchorus_participant_loss_ratio_bucket{le=\"0\"} 1\n"));
         assert!(text.contains("\nchorus_forwarding_latency_seconds_count 0\n"));
+        assert!(text.contains("# TYPE chorus_media_timer_lateness_seconds histogram"));
         assert!(text.contains("# TYPE chorus_participant_mos histogram"));
         assert!(text.contains("# TYPE chorus_participant_jitter_seconds histogram"));
     }

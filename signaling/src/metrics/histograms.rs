@@ -58,5 +58,10 @@ pub fn families(h: &WorkerHistograms) -> Vec<MetricFamily> {
             "Time from a UDP datagram's arrival in a media worker to the end of sending what it produced, for datagrams forwarded to subscribers.",
             &h.forwarding_latency_seconds,
         ),
+        family(
+            "chorus_media_timer_lateness_seconds",
+            "How long after the earliest due timer a media worker ran its connections' timers (a slack of 1 ms while media flows, 8 ms when quiet, is by design; far beyond, the worker is busy).",
+            &h.timer_lateness_seconds,
+        ),
     ]
 }
