@@ -135,7 +135,7 @@ pub struct WorkerHistograms {
     /// queue and the kernel's socket buffers are not included).
     pub forwarding_latency_seconds: Histogram,
     /// When the worker runs its connections' due timers: how long after the earliest of them was due. The
-    /// worker allows some slack to share wake-ups (`io.rs`); well beyond it, the worker is too busy.
+    /// worker allows some slack to share wake-ups (`io/udp_side.rs`); well beyond it, the worker is too busy.
     pub timer_lateness_seconds: Histogram,
 }
 

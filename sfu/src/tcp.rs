@@ -7,7 +7,7 @@
 //! with a local ufrag; every ufrag starts with its worker's index in three hex digits ([`ufrag_prefix`]), which
 //! says which worker gets the connection. A connection that sends anything else first, stays silent, or sends
 //! an oversized frame is closed; it never affects others. This file must not touch str0m: workers feed the
-//! frames to their core as datagrams of protocol TCP (`io.rs`).
+//! frames to their core as datagrams of protocol TCP (`io/tcp_side.rs`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -8,7 +8,7 @@
 //! [`WorkerCore`] is fed commands, datagrams and timeouts with the caller's clock, and yields transmits (via
 //! [`WorkerCore::poll_transmit`], which also drains the subscriber connections that forwarded copies were
 //! written into since the last poll) and [`Event`]s (via each room's sink). It never reads the clock, sleeps or
-//! touches a socket; `io.rs` does that. A str0m panic while handling one participant ends that participant
+//! touches a socket; `io/` does that. A str0m panic while handling one participant ends that participant
 //! only.
 
 use std::collections::VecDeque;
@@ -142,7 +142,7 @@ impl WorkerCore {
     /// are drained here, once the queue of ready datagrams runs dry: all the packets a batch of input brought
     /// for one subscriber then cost one drain instead of one each, and leave as a run to that subscriber (one
     /// GSO message). The caller bounds what that adds to latency by how much input it feeds between polls
-    /// (`io.rs`: until the input runs dry, or for at most `FLUSH_AFTER`).
+    /// (`io/udp_side.rs`: until the input runs dry, or for at most `FLUSH_AFTER`).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if self.transmits.is_empty() && !self.copies_written.is_empty() {
             self.drain_copies();
