@@ -201,6 +201,16 @@ async fn malformed_frames_get_errors_and_the_connection_stays_open() {
         recv(&mut ws).await,
         Some(ServerMessage::Pong { timestamp: 7 })
     );
+    // A message just under the limit is read whole, though the server reads its WebSockets 8 KiB at a time.
+    let large = format!(
+        r#"{{"type":"ping","timestamp":8,"pad":"{}"}}"#,
+        "y".repeat(60 * 1024)
+    );
+    send(&mut ws, &large).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        Some(ServerMessage::Pong { timestamp: 8 })
+    );
 }
 
 #[tokio::test]
