@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, trace, warn};
@@ -51,6 +52,11 @@ impl SignalSender {
 
 /// Redirects (cluster: the room lives on another node) followed in a row before giving up.
 const MAX_REDIRECTS: usize = 3;
+
+/// The WebSocket's read buffer: signaling messages are a few KiB, and the library's 128 KiB default is
+/// zero-filled on the first read, which adds up in a load test of thousands of participants. Larger frames grow
+/// the buffer as they arrive.
+const WS_READ_BUFFER: usize = 8 * 1024;
 
 /// Opens the WebSocket, sends `join` and waits for `joined` (or the `error` that refuses it), following the
 /// server's `redirect`s to the node that hosts the room.
@@ -92,7 +98,9 @@ async fn join_once(
     auto_subscribe: bool,
 ) -> Result<Handshake, ClientError> {
     {
-        let (mut ws, _response) = tokio_tungstenite::connect_async(ws_url).await?;
+        let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
+        let (mut ws, _response) =
+            tokio_tungstenite::connect_async_with_config(ws_url, Some(config), false).await?;
         let join = ClientMessage::Join(JoinRequest {
             token: Some(token.to_owned()),
             resume: None,
