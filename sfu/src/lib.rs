@@ -14,7 +14,7 @@ pub mod dynacast;
 mod forwarder;
 pub mod histogram;
 mod io;
-mod keyframe;
+pub mod keyframe;
 pub mod layers;
 mod participant;
 mod peer;

@@ -1,0 +1,148 @@
+//! Every fuzz target on its seeds and on deterministic mutations of them, in every `cargo test`: a cheap,
+//! reproducible stand-in for a `cargo fuzz` run (see `docs/fuzzing.md` for those).
+
+use chorus_fuzz::mutate::Mutator;
+use chorus_fuzz::{client_message, data_frames, forwarder, keyframes, vp8_descriptors, MediaCore};
+
+/// Runs `target` on each seed and on `rounds` mutations of seeds (spliced with other seeds).
+fn run(seeds: &[Vec<u8>], rounds: usize, seed: u64, mut target: impl FnMut(&[u8])) {
+    for s in seeds {
+        target(s);
+    }
+    let mut m = Mutator::new(seed);
+    for _ in 0..rounds {
+        let input = &seeds[m.below(seeds.len())];
+        let other = &seeds[m.below(seeds.len())];
+        target(&m.mutate(input, other));
+    }
+}
+
+fn seeds(texts: &[&str]) -> Vec<Vec<u8>> {
+    texts.iter().map(|t| t.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn signaling_messages() {
+    let seeds = seeds(&[
+        r#"{"type":"join","token":"eyJhbGciOiJIUzI1NiJ9.e30.x","autoSubscribe":false}"#,
+        r#"{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n","tracks":[{"mid":"0","kind":"video","source":"camera","simulcast":true}]}"#,
+        r#"{"type":"answer","sdp":"v=0\r\n"}"#,
+        r#"{"type":"ping","timestamp":42}"#,
+        r#"{"type":"mute","trackSid":"TR_abc","muted":true}"#,
+        r#"{"type":"subscribe","trackSid":"TR_abc","subscribed":true,"quality":"low"}"#,
+        r#"{"type":"chat","text":"hello","nonce":"n1"}"#,
+        r#"{"type":"leave"}"#,
+        r#"{"type":"resume","token":"t","sessionId":"s"}"#,
+        r#"[1, 2.5e300, null, "\u0000", {"type": {}}]"#,
+    ]);
+    run(&seeds, 30_000, 1, client_message);
+}
+
+#[test]
+fn data_channel_envelopes() {
+    let seeds = vec![
+        vec![1, 0, 0, 0, 0, 0, b'h', b'i'],
+        vec![
+            1, 1, 0, 5, b't', b'o', b'p', b'i', b'c', 0, 2, 0, 3, b'b', b'o', b'b', 0, 1, b'c',
+            b'x',
+        ],
+        vec![1, 2, 0, 0, 0, 0, 0xff],
+        vec![
+            1, 0, 0, 1, b'x', 0, 5, b'a', b'l', b'i', b'c', b'e', 1, 2, 3,
+        ],
+        vec![2, 0, 0, 0],
+        vec![],
+    ];
+    run(&seeds, 30_000, 2, data_frames);
+}
+
+#[test]
+fn vp8_payload_descriptors() {
+    // Source byte, then a descriptor: X with I (7- and 15-bit PictureID) and L (TL0PICIDX), and none.
+    let seeds = vec![
+        vec![
+            0, 0x90, 0xc0, 0x81, 0x23, 0x07, 0, 0, 1, 0x90, 0x80, 0x05, 0, 0, 0, 0,
+        ],
+        vec![
+            2, 0x10, 0, 0, 0, 0, 0, 0, 0x82, 0x90, 0x40, 0x09, 0, 0, 0, 0,
+        ],
+        vec![3, 0x90, 0xc0, 0xff, 0xff, 0xff],
+    ];
+    run(&seeds, 30_000, 3, vp8_descriptors);
+}
+
+#[test]
+fn keyframe_checks() {
+    let seeds = vec![
+        // VP8: extended descriptor with a 15-bit PictureID, then a keyframe header; and a minimal one.
+        vec![0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a],
+        vec![0x10, 0x00, 0x00, 0x00],
+        // H.264: IDR, STAP-A holding an SPS, FU-A starting an IDR.
+        vec![0x65, 0x88, 0x84],
+        vec![
+            0x78, 0x00, 0x04, 0x67, 0x42, 0x00, 0x1f, 0x00, 0x02, 0x68, 0xce,
+        ],
+        vec![0x7c, 0x85, 0x88],
+        // VP9 and AV1 starts.
+        vec![0x8e, 0x80, 0x01],
+        vec![0x18, 0x0a, 0x0b, 0x00],
+    ];
+    run(&seeds, 30_000, 6, keyframes);
+}
+
+#[test]
+fn forwarder_numbering() {
+    // Header (initial seq, timestamp), then 12-byte packets: flags (source, keyframe 0x04, audio clock 0x08,
+    // reset 0x40), 6-byte sequence number, timestamp, arrival step.
+    let mut seed = vec![0x12, 0x34, 0, 0, 0x10, 0];
+    for (i, flags) in [0x04u8, 0, 0, 0x01, 0x05, 0x01, 0x44, 0x04, 0x06]
+        .iter()
+        .enumerate()
+    {
+        let seq = 1000 + i as u64 * 3;
+        seed.push(*flags);
+        seed.extend_from_slice(&seq.to_be_bytes()[2..]);
+        seed.extend_from_slice(&(90_000 + i as u32 * 3000).to_be_bytes());
+        seed.push(33);
+    }
+    run(&[seed], 30_000, 4, forwarder);
+}
+
+#[test]
+fn datagrams_into_a_live_call() {
+    let mut core = MediaCore::new();
+    let seeds = core.seeds().to_vec();
+    assert!(core.still_forwards(), "the call works before any garbage");
+    let mut m = Mutator::new(5);
+    for round in 0..40 {
+        for _ in 0..2_500 {
+            let input = &seeds[m.below(seeds.len())];
+            let other = &seeds[m.below(seeds.len())];
+            // Half of the inputs are edited anywhere; half have bits of their first 24 bytes (the RTP header and
+            // its extensions, or a STUN or DTLS header) changed, which reaches further than payload edits.
+            let mut datagram = if m.below(2) == 0 {
+                m.mutate(input, other)
+            } else {
+                let mut d = input.clone();
+                let n = m.below(24).min(d.len());
+                for byte in &mut d[..n] {
+                    if m.below(3) == 0 {
+                        *byte ^= m.next_u64() as u8;
+                    }
+                }
+                d
+            };
+            let from_publisher = m.below(4) != 0;
+            if from_publisher {
+                core.keep_real_ssrc(&mut datagram);
+            }
+            core.inject(from_publisher, &datagram);
+        }
+        assert!(
+            core.still_forwards(),
+            "the call stopped after round {round} of mutated datagrams: {:?} {}",
+            core.failures(),
+            core.counters()
+        );
+    }
+}
