@@ -1,9 +1,8 @@
 //! libFuzzer entry point for datagrams into a media core with a live call (`chorus_fuzz::MediaCore`). The
 //! first byte picks the sender (bit 0: a stranger instead of the publisher) and whether the rest is a datagram
 //! of its own (bit 1 clear) or is XORed over one of the publisher's real datagrams (the second byte picks it),
-//! so the fuzzer reaches past the demultiplexing. Datagrams from the publisher keep its real SSRC (a forged
-//! one is a known str0m issue, `tests/known_issues.rs`). One call lives for the whole run; every 64th input
-//! checks that it still forwards.
+//! so the fuzzer reaches past the demultiplexing. One call lives for the whole run; every 64th input checks
+//! that it still forwards.
 #![no_main]
 
 use std::cell::RefCell;
@@ -21,7 +20,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     CORE.with(|cell| {
         let (core, inputs) = &mut *cell.borrow_mut();
         let from_publisher = mode & 1 == 0;
-        let mut datagram = if mode & 2 == 0 {
+        let datagram = if mode & 2 == 0 {
             rest.to_vec()
         } else if let Some((&pick, xor)) = rest.split_first() {
             let seeds = core.seeds();
@@ -33,9 +32,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         } else {
             return;
         };
-        if from_publisher {
-            core.keep_real_ssrc(&mut datagram);
-        }
         core.inject(from_publisher, &datagram);
         *inputs += 1;
         if *inputs % 64 == 0 {

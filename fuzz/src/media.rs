@@ -61,18 +61,6 @@ impl MediaCore {
         self.net.forward(&datagram);
     }
 
-    /// Gives an RTP-shaped datagram the publisher's real SSRC back. Forged SSRCs from the publisher's own
-    /// address are a known str0m issue (`tests/known_issues.rs`, `docs/fuzzing.md`): the targets put the real
-    /// SSRC back so that the fuzzers look past it for other faults.
-    pub fn keep_real_ssrc(&self, datagram: &mut [u8]) {
-        let rtp_shaped = datagram.len() >= 12
-            && (128..=191).contains(&datagram[0])
-            && !(64..=95).contains(&(datagram[1] & 0x7f));
-        if rtp_shaped {
-            datagram[8..12].copy_from_slice(&self.seeds[0][8..12]);
-        }
-    }
-
     /// Whether the call still works: the publisher's next real packets reach the subscriber.
     pub fn still_forwards(&mut self) -> bool {
         let before = self.net.core.stats.rtp_forwarded;

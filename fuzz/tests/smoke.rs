@@ -120,7 +120,7 @@ fn datagrams_into_a_live_call() {
             let other = &seeds[m.below(seeds.len())];
             // Half of the inputs are edited anywhere; half have bits of their first 24 bytes (the RTP header and
             // its extensions, or a STUN or DTLS header) changed, which reaches further than payload edits.
-            let mut datagram = if m.below(2) == 0 {
+            let datagram = if m.below(2) == 0 {
                 m.mutate(input, other)
             } else {
                 let mut d = input.clone();
@@ -132,11 +132,7 @@ fn datagrams_into_a_live_call() {
                 }
                 d
             };
-            let from_publisher = m.below(4) != 0;
-            if from_publisher {
-                core.keep_real_ssrc(&mut datagram);
-            }
-            core.inject(from_publisher, &datagram);
+            core.inject(m.below(4) != 0, &datagram);
         }
         assert!(
             core.still_forwards(),

@@ -23,6 +23,7 @@ mod room;
 mod router;
 pub mod selector;
 pub mod speakers;
+pub mod ssrc_guard;
 mod stats;
 mod tcp;
 #[cfg(feature = "testkit")]

@@ -20,6 +20,7 @@ use crate::forwarder::Forwarder;
 use crate::peer::{Peer, PeerError};
 use crate::quality::QualityMeter;
 use crate::selector::LayerSelector;
+use crate::ssrc_guard::SsrcGuard;
 use crate::vp8::Vp8Rewriter;
 
 /// A track this participant receives, carried by one `mid` of its subscriber connection.
@@ -110,6 +111,8 @@ pub struct Participant {
     pub key: ParticipantKey,
     pub room: RoomKey,
     pub publisher: Peer,
+    /// Which SSRC carries each of the publisher's streams, from authenticated packets (against forged re-maps).
+    pub publisher_ssrcs: SsrcGuard,
     pub subscriber: Peer,
     /// Publisher-connection mid → the track it carries.
     pub published: FxHashMap<Mid, TrackKey>,
@@ -143,6 +146,7 @@ impl Participant {
             key,
             room,
             publisher,
+            publisher_ssrcs: SsrcGuard::default(),
             subscriber,
             published: FxHashMap::default(),
             out: FxHashMap::default(),

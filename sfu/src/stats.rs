@@ -70,6 +70,9 @@ counters! {
         bytes_in,
         /// Datagrams that matched no peer connection (dropped).
         datagrams_unrouted,
+        /// RTP datagrams on a publisher connection held back because they would re-map a live stream's SSRC
+        /// (`ssrc_guard.rs`): forged, or broken on the way.
+        rtp_remaps_refused,
         /// UDP datagrams sent.
         datagrams_out,
         /// UDP payload bytes sent.

@@ -233,6 +233,11 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.datagrams_unrouted,
     )?;
     b.counter(
+        "chorus_rtp_remaps_refused_total",
+        "RTP datagrams from publishers held back because they would re-map a live stream's SSRC (forged or broken).",
+        s.rtp_remaps_refused,
+    )?;
+    b.counter(
         "chorus_nacks_received_total",
         "RTCP NACKs received from subscribers.",
         s.nacks_received,
@@ -395,12 +400,12 @@ mod tests {
         assert!(text.contains("\nchorus_rtc_timer_rounds_total 99\n"));
         assert!(text.contains("\nchorus_media_thread_cpu_seconds_total 2.5\n"));
         assert!(text.contains("\nchorus_media_thread_sleeps_total 42\n"));
-        assert_eq!(fams.len(), 46);
+        assert_eq!(fams.len(), 47);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            45,
+            46,
             "no queue depth when the store cannot say"
         );
     }

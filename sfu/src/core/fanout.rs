@@ -61,6 +61,7 @@ impl WorkerCore {
             };
             (rx.mid(), rx.rid())
         };
+        p.publisher_ssrcs.learn(now, *pkt.header.ssrc, mid, rid);
         let Some(&track) = p.published.get(&mid) else {
             return;
         };

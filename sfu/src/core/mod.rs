@@ -209,6 +209,11 @@ impl WorkerCore {
                 return;
             };
             core.current = Some(pk);
+            if pc == PcKind::Publisher && !p.publisher_ssrcs.admits(now, data, p.publisher.rtc()) {
+                core.stats.rtp_remaps_refused += 1;
+                tracing::debug!(%source, "RTP datagram that would re-map a live stream's SSRC held back");
+                return;
+            }
             if let Err(e) = p
                 .peer(pc)
                 .handle_datagram(now, proto, source, destination, data)

@@ -1,15 +1,15 @@
-//! Reproductions of what the fuzzers found outside Chorus, kept as tests of the property they break and
-//! ignored until the dependency is fixed (`cargo test -p chorus-fuzz -- --ignored` runs them). See
-//! `docs/fuzzing.md`.
+//! What the media-core fuzz target found: forged RTP on a publisher's address could stop its media, through
+//! str0m's SSRC mapping (`docs/fuzzing.md`); Chorus's guard (`chorus_sfu::ssrc_guard`) now holds such packets
+//! back. The smallest reproduction the fuzzer's finding shrank to.
 
 use chorus_fuzz::MediaCore;
 
 /// str0m 0.25 maps an RTP packet's SSRC to its stream (by the MID header extension and payload type) before it
 /// authenticates the packet. Two forged packets from the publisher's address, which fail authentication,
-/// still re-map its stream: one with a new SSRC takes over the main stream, one with the real SSRC and a
-/// repair payload type makes the real SSRC the repair stream. The publisher's media stops reaching anyone.
+/// re-mapped its stream: one with a new SSRC took over the main stream, one with the real SSRC and a repair
+/// payload type made the real SSRC the repair stream, and the publisher's media stopped reaching anyone.
+/// Without the guard this fails on every run.
 #[test]
-#[ignore = "str0m 0.25 updates its SSRC mapping from unauthenticated packets (docs/fuzzing.md)"]
 fn two_forged_packets_from_the_publishers_address_do_not_stop_its_media() {
     let mut core = MediaCore::new();
     assert!(core.still_forwards());
@@ -32,5 +32,10 @@ fn two_forged_packets_from_the_publishers_address_do_not_stop_its_media() {
     assert!(
         core.still_forwards(),
         "two forged packets stopped the publisher's media"
+    );
+    assert!(
+        core.counters().contains("rtp_remaps_refused: 2,"),
+        "both held back: {}",
+        core.counters()
     );
 }
