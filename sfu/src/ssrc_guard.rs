@@ -67,14 +67,15 @@ impl SsrcGuard {
             return true;
         };
         let live = |b: &&Bound| now.saturating_duration_since(b.last) < LIVE_FOR;
-        let Some(first) = self.streams.first() else {
-            return true;
+        // BUNDLE: the m-lines of a connection share extension ids, but each media's map lists only the
+        // extensions of its kind (no RID on audio): take each id from whichever known media has it.
+        let id_of = |e: Extension| {
+            self.streams.iter().find_map(|b| {
+                rtc.media(b.mid)
+                    .and_then(|m| m.remote_extmap().id_of(e.clone()))
+            })
         };
-        // BUNDLE: every m-line of a connection uses the same extension ids in practice; take them from one.
-        let Some(exts) = rtc.media(first.mid).map(|m| m.remote_extmap()) else {
-            return true;
-        };
-        let ext = |e: Extension| exts.id_of(e).and_then(|id| rtp.extension_str(id));
+        let ext = |e: Extension| id_of(e).and_then(|id| rtp.extension_str(id));
         let mid = ext(Extension::RtpMid).map(Mid::from);
         let rid = ext(Extension::RtpStreamId).map(Rid::from);
         let repaired_rid = ext(Extension::RepairedRtpStreamId).is_some();

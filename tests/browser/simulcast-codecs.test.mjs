@@ -95,6 +95,9 @@ describe('simulcast in H.264, VP9 and AV1', { timeout: 300000 }, () => {
         assert.ok(later.decoded > switched.decoded, `still decoding after the switch: ${JSON.stringify(later)}`);
         assert.equal(later.freezes, before.freezes, `no freeze across the switch: ${JSON.stringify(later)}`);
         console.log(`${codec}: the high viewer switched down to ${later.width} px without a freeze`);
+        // No packet of the real publisher looked like a forged SSRC re-map (sfu/src/ssrc_guard.rs).
+        const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+        assert.match(metrics, /^chorus_rtp_remaps_refused_total 0$/m, `no ${codec} packet held back`);
         pages = [pub, low, high];
       });
       // Free the CPU for the next codec; on a failure the pages stay open for withDiagnostics' dump.

@@ -157,6 +157,10 @@ describe('simulcast', { timeout: 240000 }, () => {
       });
       await sleep(1500);
       assert.ok((await videoFrom(high, 'pub')).videoFramesDecoded > before, 'video still flows');
+      // Nothing Chromium sent (three layers, retransmissions, layers paused and resumed) looked to the server
+      // like a forged SSRC re-map (sfu/src/ssrc_guard.rs holds those back and counts them).
+      const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+      assert.match(metrics, /^chorus_rtp_remaps_refused_total 0$/m, 'no packet of a real publisher held back');
     });
   });
 });
