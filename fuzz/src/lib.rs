@@ -12,4 +12,6 @@ pub mod mutate;
 mod parsers;
 
 pub use media::MediaCore;
-pub use parsers::{client_message, data_frames, forwarder, keyframes, vp8_descriptors};
+pub use parsers::{
+    client_message, data_frames, forwarder, keyframes, rtp_extensions, vp8_descriptors,
+};

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use chorus_protocol::data::{IncomingData, OutgoingData};
 use chorus_protocol::{parse_client_message, DEFAULT_MAX_MESSAGE_BYTES};
 use chorus_sfu::keyframe::{is_keyframe_start, VideoCodec};
+use chorus_sfu::ssrc_guard::RtpFields;
 use chorus_sfu::vp8::{parse_fields, Vp8Rewriter};
 use chorus_sfu::{Forward, Forwarder, SourcePacket};
 
@@ -87,6 +88,22 @@ pub fn keyframes(data: &[u8]) {
             parse_fields(data).is_some(),
             "VP8 keyframe with a malformed descriptor: {data:?}"
         );
+    }
+}
+
+/// An RTP header and its extension block, as the media core's SSRC guard reads them before str0m does. A
+/// string value found is one of the values found for that id.
+pub fn rtp_extensions(data: &[u8]) {
+    let Some(rtp) = RtpFields::parse(data) else {
+        return;
+    };
+    for id in 0..=16 {
+        if let Some(s) = rtp.extension_str(id) {
+            assert!(
+                rtp.elements().any(|(i, v)| i == id && v == s.as_bytes()),
+                "{s:?} for id {id} is not one of its values"
+            );
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! reproducible stand-in for a `cargo fuzz` run (see `docs/fuzzing.md` for those).
 
 use chorus_fuzz::mutate::Mutator;
-use chorus_fuzz::{client_message, data_frames, forwarder, keyframes, vp8_descriptors, MediaCore};
+use chorus_fuzz::{
+    client_message, data_frames, forwarder, keyframes, rtp_extensions, vp8_descriptors, MediaCore,
+};
 
 /// Runs `target` on each seed and on `rounds` mutations of seeds (spliced with other seeds).
 fn run(seeds: &[Vec<u8>], rounds: usize, seed: u64, mut target: impl FnMut(&[u8])) {
@@ -88,6 +90,27 @@ fn keyframe_checks() {
         vec![0x18, 0x0a, 0x0b, 0x00],
     ];
     run(&seeds, 30_000, 6, keyframes);
+}
+
+#[test]
+fn rtp_header_extensions() {
+    // One-byte form with MID, RID and padding; two-byte form; a CSRC before the extensions; none at all.
+    let seeds = vec![
+        vec![
+            0x90, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0xbe, 0xde, 0, 2, 0x40, b'0', 0xa0, b'f', 0,
+            0, 0, 0,
+        ],
+        vec![
+            0x90, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0x10, 0x00, 0, 2, 4, 1, b'1', 0, 10, 2, b'h',
+            b'i',
+        ],
+        vec![
+            0x91, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 0, 7, 0xbe, 0xde, 0, 1, 0x40, b'2', 0,
+            0,
+        ],
+        vec![0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0xaa],
+    ];
+    run(&seeds, 30_000, 7, rtp_extensions);
 }
 
 #[test]

@@ -257,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn the_last_utf8_occurrence_wins_as_in_str0m() {
+        let d = packet(96, 7, &[(4, b"0"), (4, &[0xff]), (4, b"1"), (4, &[0xc3])]);
+        let f = RtpFields::parse(&d).expect("rtp");
+        assert_eq!(f.extension_str(4), Some("1"));
+        assert_eq!(f.extension(4), Some(&[0xc3u8][..]));
+        // A one-byte element with id 15 ends the block.
+        let d = packet(96, 7, &[(4, b"0"), (15, b"x"), (4, b"1")]);
+        assert_eq!(
+            RtpFields::parse(&d).expect("rtp").extension_str(4),
+            Some("0")
+        );
+    }
+
+    #[test]
     fn reads_two_byte_extensions() {
         let mut d = vec![0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0x10, 0x00, 0, 2];
         d.extend_from_slice(&[0, 4, 1, b'1', 10, 2, b'h', b'i']);
