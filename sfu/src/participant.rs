@@ -226,6 +226,7 @@ impl Participant {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| format!("offer not accepted: {e}"))?;
+        self.publisher_ssrcs.session_changed();
         let mut now_published = FxHashMap::default();
         for t in tracks {
             now_published.insert(Mid::from(t.mid.as_str()), t.track);

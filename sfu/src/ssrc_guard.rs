@@ -13,7 +13,9 @@
 //!
 //! A stream is live for [`LIVE_FOR`] after its last authenticated packet; after that a new SSRC may take it
 //! over, as a track republished on a reused MID does. Retransmission streams, new simulcast layers and new
-//! tracks are untouched. Owns only this bookkeeping and the reading of the header fields it needs.
+//! tracks are untouched. The extension ids and retransmission payload types the checks need are read from the
+//! session once per negotiation ([`SsrcGuard::session_changed`]), not per datagram. Owns only this
+//! bookkeeping and the reading of the header fields it needs.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,73 @@ struct Bound {
 #[derive(Debug, Default)]
 pub struct SsrcGuard {
     streams: Vec<Bound>,
+    /// What the checks read from the negotiated session, looked up once rather than per datagram; cleared when
+    /// a negotiation or a new stream may have changed it.
+    session: Option<SessionIds>,
+}
+
+/// The header extension ids and retransmission payload types of a publisher connection, as str0m maps them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SessionIds {
+    mid: Option<u8>,
+    rid: Option<u8>,
+    repaired_rid: Option<u8>,
+    resend_pts: Vec<u8>,
+}
+
+impl SessionIds {
+    fn read(streams: &[Bound], rtc: &Rtc) -> SessionIds {
+        // BUNDLE: the m-lines of a connection share extension ids, but each media's map lists only the
+        // extensions of its kind (no RID on audio): take each id from whichever known media has it.
+        let id_of = |e: Extension| {
+            streams.iter().find_map(|b| {
+                rtc.media(b.mid)
+                    .and_then(|m| m.remote_extmap().id_of(e.clone()))
+            })
+        };
+        SessionIds {
+            mid: id_of(Extension::RtpMid),
+            rid: id_of(Extension::RtpStreamId),
+            repaired_rid: id_of(Extension::RepairedRtpStreamId),
+            resend_pts: rtc
+                .codec_config()
+                .params()
+                .iter()
+                .filter_map(|p| p.resend().map(|r| *r))
+                .collect(),
+        }
+    }
+}
+
+/// The MID, RID and repaired-RID values of one packet, each the last UTF-8 occurrence of its id (as str0m
+/// reads them), found in one walk over the extension block.
+#[derive(Debug, Default)]
+struct Claims<'a> {
+    mid: Option<&'a str>,
+    rid: Option<&'a str>,
+    repaired_rid: bool,
+}
+
+impl<'a> Claims<'a> {
+    fn read(rtp: &RtpFields<'a>, ids: &SessionIds) -> Claims<'a> {
+        let mut claims = Claims::default();
+        for (id, value) in rtp.elements() {
+            let Ok(text) = std::str::from_utf8(value) else {
+                continue;
+            };
+            let is = |wanted: Option<u8>| wanted == Some(id);
+            if is(ids.mid) {
+                claims.mid = Some(text);
+            }
+            if is(ids.rid) {
+                claims.rid = Some(text);
+            }
+            if is(ids.repaired_rid) {
+                claims.repaired_rid = true;
+            }
+        }
+        claims
+    }
 }
 
 impl SsrcGuard {
@@ -50,6 +119,8 @@ impl SsrcGuard {
         }
         // A new SSRC for a known stream replaces the old binding (the guard let it through: the old one was quiet).
         self.streams.retain(|b| !(b.mid == mid && b.rid == rid));
+        // A new MID may bring extension ids the known ones did not list.
+        self.session = None;
         self.streams.push(Bound {
             ssrc,
             mid,
@@ -58,36 +129,31 @@ impl SsrcGuard {
         });
     }
 
+    /// Forgets what was read from the session: call after a negotiation, which may change extension ids and
+    /// payload types.
+    pub fn session_changed(&mut self) {
+        self.session = None;
+    }
+
     /// Whether `datagram` may go to str0m. Anything but RTP passes (STUN, DTLS, RTCP have their own checks).
-    pub fn admits(&self, now: Instant, datagram: &[u8], rtc: &Rtc) -> bool {
+    pub fn admits(&mut self, now: Instant, datagram: &[u8], rtc: &Rtc) -> bool {
         if self.streams.is_empty() {
             return true;
         }
         let Some(rtp) = RtpFields::parse(datagram) else {
             return true;
         };
-        let live = |b: &&Bound| now.saturating_duration_since(b.last) < LIVE_FOR;
-        // BUNDLE: the m-lines of a connection share extension ids, but each media's map lists only the
-        // extensions of its kind (no RID on audio): take each id from whichever known media has it.
-        let id_of = |e: Extension| {
-            self.streams.iter().find_map(|b| {
-                rtc.media(b.mid)
-                    .and_then(|m| m.remote_extmap().id_of(e.clone()))
-            })
-        };
-        let ext = |e: Extension| id_of(e).and_then(|id| rtp.extension_str(id));
-        let mid = ext(Extension::RtpMid).map(Mid::from);
-        let rid = ext(Extension::RtpStreamId).map(Rid::from);
-        let repaired_rid = ext(Extension::RepairedRtpStreamId).is_some();
+        let ids = self
+            .session
+            .get_or_insert_with(|| SessionIds::read(&self.streams, rtc));
+        let claims = Claims::read(&rtp, ids);
+        let mid = claims.mid.map(Mid::from);
+        let rid = claims.rid.map(Rid::from);
         // Whether str0m would map this SSRC as a main stream (else as a repair stream): by the RID extensions
         // when there are any, else by the payload type.
-        let claims_main = rid.is_some()
-            || (!repaired_rid
-                && !rtc
-                    .codec_config()
-                    .params()
-                    .iter()
-                    .any(|p| p.resend().is_some_and(|r| *r == rtp.pt)));
+        let claims_main =
+            rid.is_some() || (!claims.repaired_rid && !ids.resend_pts.contains(&rtp.pt));
+        let live = |b: &&Bound| now.saturating_duration_since(b.last) < LIVE_FOR;
         if let Some(own) = self.streams.iter().find(|b| b.ssrc == rtp.ssrc) {
             // A live stream's SSRC never turns into retransmissions of itself, nor moves to another MID or RID.
             let moved =
