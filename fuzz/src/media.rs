@@ -33,7 +33,12 @@ impl MediaCore {
         }
         net.settle(Duration::from_millis(20));
         let mut seeds: Vec<Vec<u8>> = packets.into_iter().map(|p| p.contents).collect();
-        seeds.extend(other_seeds(&seeds[0]));
+        let server_ufrags = [
+            net.publisher.server_ufrag.as_str(),
+            net.subscribers[0].server_ufrag.as_str(),
+        ];
+        let others = other_seeds(&seeds[0], server_ufrags);
+        seeds.extend(others);
         MediaCore {
             seeds,
             net,
@@ -71,6 +76,19 @@ impl MediaCore {
         self.net.core.stats.rtp_forwarded > before && self.net.failures.is_empty()
     }
 
+    /// The ICE ufrags of the SFU's sides of the call: the publisher's connection, the subscriber's.
+    pub fn server_ufrags(&self) -> [&str; 2] {
+        [
+            &self.net.publisher.server_ufrag,
+            &self.net.subscribers[0].server_ufrag,
+        ]
+    }
+
+    /// Datagrams the core could not tell the connection of (and dropped).
+    pub fn unrouted(&self) -> u64 {
+        self.net.core.stats.datagrams_unrouted
+    }
+
     /// The core's counters, for a failure message.
     pub fn counters(&self) -> String {
         format!("{:?}", self.net.core.stats)
@@ -85,18 +103,14 @@ impl MediaCore {
 /// Datagrams of the kinds the captured media is not (RFC 7983 demultiplexing sends each down its own path): a
 /// STUN binding request with USERNAME, MESSAGE-INTEGRITY and FINGERPRINT attributes; an SRTCP-shaped packet
 /// (a media datagram with an RTCP packet type); DTLS handshake and application-data records.
-fn other_seeds(media: &[u8]) -> Vec<Vec<u8>> {
-    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[7; 12]);
-    let username = b"srvufrag:cliufrag";
-    stun.extend_from_slice(&[0x00, 0x06, 0x00, username.len() as u8]);
-    stun.extend_from_slice(username);
-    stun.resize(stun.len().div_ceil(4) * 4, 0);
-    stun.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
-    stun.extend_from_slice(&[0xab; 20]);
-    stun.extend_from_slice(&[0x80, 0x28, 0x00, 0x04, 1, 2, 3, 4]);
-    let body = (stun.len() - 20) as u16;
-    stun[2..4].copy_from_slice(&body.to_be_bytes());
+/// Binding requests name the SFU's side of a connection by its ufrag: the publisher's, the subscriber's, and one
+/// the core does not know.
+fn other_seeds(media: &[u8], server_ufrags: [&str; 2]) -> Vec<Vec<u8>> {
+    let mut stun: Vec<Vec<u8>> = server_ufrags
+        .iter()
+        .map(|u| forged_binding_request(&format!("{u}:cliufrag")))
+        .collect();
+    stun.push(forged_binding_request("srvufrag:cliufrag"));
 
     let mut rtcp = media.to_vec();
     rtcp[1] = 200;
@@ -110,11 +124,28 @@ fn other_seeds(media: &[u8]) -> Vec<Vec<u8>> {
     let client_hello = [
         1, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 12, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
-    vec![
-        stun,
+    stun.extend([
         rtcp,
         record(22, 0, &client_hello),
         record(23, 1, &[0x55; 64]),
         record(21, 1, &[2, 40]),
-    ]
+    ]);
+    stun
+}
+
+/// A STUN binding request with USERNAME `username`, a MESSAGE-INTEGRITY that is not the right one (nobody but
+/// the two peers knows the ICE password) and a FINGERPRINT attribute.
+pub fn forged_binding_request(username: &str) -> Vec<u8> {
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    let username = username.as_bytes();
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, username.len() as u8]);
+    stun.extend_from_slice(username);
+    stun.resize(stun.len().div_ceil(4) * 4, 0);
+    stun.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+    stun.extend_from_slice(&[0xab; 20]);
+    stun.extend_from_slice(&[0x80, 0x28, 0x00, 0x04, 1, 2, 3, 4]);
+    let body = (stun.len() - 20) as u16;
+    stun[2..4].copy_from_slice(&body.to_be_bytes());
+    stun
 }

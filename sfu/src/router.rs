@@ -1,8 +1,11 @@
 //! O(1) routing of incoming datagrams to the peer connection they belong to.
 //!
 //! A STUN binding request names its target by the ICE username `local_ufrag:remote_ufrag`; we give every peer
-//! connection a unique local ufrag and look it up. Once a peer has sent a valid STUN request from an address,
-//! every other datagram (DTLS, SRTP, SRTCP) from that address goes to the same peer.
+//! connection a unique local ufrag and look it up. Once a peer has answered a STUN request from an address
+//! (which its ICE agent does only for a request that passed its MESSAGE-INTEGRITY check), every other datagram
+//! (DTLS, SRTP, SRTCP) from that address goes to the same peer. The ufrag alone does not bind an address: it
+//! travels in clear text in every check, and a forged request carrying another peer's ufrag would otherwise
+//! move a victim's address to that peer and cut its media off.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,17 +26,24 @@ impl Router {
         self.by_ufrag.insert(ufrag, peer);
     }
 
-    /// Find the peer for a datagram from `source`. STUN requests are routed by ufrag (and teach us `source`).
-    pub fn route(&mut self, source: SocketAddr, datagram: &[u8]) -> Option<PeerId> {
+    /// Find the peer for a datagram from `source`. STUN requests are routed by ufrag, anything else by address.
+    pub fn route(&self, source: SocketAddr, datagram: &[u8]) -> Option<PeerId> {
         if is_stun(datagram) {
             if let Some(ufrag) = stun_local_ufrag(datagram) {
                 if let Some(&peer) = self.by_ufrag.get(ufrag) {
-                    self.by_addr.insert(source, peer);
                     return Some(peer);
                 }
             }
         }
         self.by_addr.get(&source).copied()
+    }
+
+    /// `peer` sent STUN to `address`: an answer to a request its ICE agent authenticated, so the address is the
+    /// peer's from now on.
+    pub fn bind(&mut self, address: SocketAddr, peer: PeerId) {
+        if self.by_addr.get(&address) != Some(&peer) {
+            self.by_addr.insert(address, peer);
+        }
     }
 
     /// Forget everything routed to one participant.
@@ -109,6 +119,9 @@ pub(crate) mod tests {
             r.route(addr(5000), &stun_with_username("abcd:zz")),
             Some(peer)
         );
+        // The request alone does not bind its source: only the peer's answer to it does.
+        assert_eq!(r.route(addr(5000), &[22, 254, 253, 0, 0]), None);
+        r.bind(addr(5000), peer);
         assert_eq!(r.route(addr(5000), &[22, 254, 253, 0, 0]), Some(peer));
         assert_eq!(r.route(addr(5001), &[128, 0]), None);
         r.remove_participant(ParticipantKey(1));
@@ -118,7 +131,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_ufrag_is_not_routed() {
-        let mut r = Router::default();
+        let r = Router::default();
         assert_eq!(r.route(addr(1), &stun_with_username("nope:x")), None);
     }
 

@@ -33,6 +33,9 @@ pub struct VirtualClient {
     pub connected: bool,
     /// RTP packets (or frames, in frame mode) this client received.
     pub media_received: u64,
+    /// The ICE ufrag of the SFU's side of this client's connection (from the SFU's SDP), as every STUN
+    /// check this client sends names it.
+    pub server_ufrag: String,
 }
 
 impl VirtualClient {
@@ -51,6 +54,7 @@ impl VirtualClient {
             addr,
             connected: false,
             media_received: 0,
+            server_ufrag: String::new(),
         }
     }
 
@@ -86,6 +90,14 @@ pub struct FanoutNet {
     frames: u64,
     /// `MediaFailed` reasons the core reported (a bench must stop if anyone dropped out).
     pub failures: Vec<String>,
+}
+
+/// The ICE ufrag an SDP announces.
+fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .expect("the SFU's SDP has an ICE ufrag")
+        .to_string()
 }
 
 fn addr_of(i: usize) -> SocketAddr {
@@ -213,6 +225,7 @@ impl FanoutNet {
                 _ => None,
             })
             .expect("publisher answer");
+        self.publisher.server_ufrag = ice_ufrag(&answer);
         let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
         self.publisher
             .rtc
@@ -240,6 +253,7 @@ impl FanoutNet {
                 continue;
             };
             let i = participant.0 as usize - 2;
+            self.subscribers[i].server_ufrag = ice_ufrag(&sdp);
             let offer = SdpOffer::from_sdp_string(&sdp).expect("offer parses");
             let answer = self.subscribers[i]
                 .rtc

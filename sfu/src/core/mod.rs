@@ -25,7 +25,7 @@ use crate::histogram::WorkerHistograms;
 use crate::participant::Participant;
 use crate::peer::LocalEndpoint;
 use crate::room::{RoomMedia, TrackRoute};
-use crate::router::Router;
+use crate::router::{is_stun, Router};
 pub use crate::stats::WorkerStats;
 use crate::stats::{EgressTally, WorkerGauges};
 
@@ -322,9 +322,15 @@ impl WorkerCore {
             *p.dirty(pc) = false;
             self.current = Some(pk);
             let peer = p.peer(pc);
+            let polled_from = self.transmits.len();
             let result = peer.poll(now, &mut self.transmits, &mut events);
             self.stats.rtc_timer_rounds += peer.take_timer_rounds();
             let alive = peer.is_alive();
+            for t in self.transmits.range(polled_from..) {
+                if is_stun(&t.contents) {
+                    self.router.bind(t.destination, (pk, pc));
+                }
+            }
             for e in events.drain(..) {
                 self.handle_rtc_event(now, pk, pc, e);
             }
