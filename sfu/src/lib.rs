@@ -40,6 +40,6 @@ pub use api::{
 };
 pub use forwarder::{Forward, Forwarder, SourcePacket};
 pub use histogram::{Histogram, WorkerHistograms};
-pub use io::{Sfu, SfuConfig, SfuError, WorkerHandle};
+pub use io::{RoomPlacement, Sfu, SfuConfig, SfuError, WorkerHandle};
 pub use quality::{LinkQuality, QualityReport, QualitySummary};
 pub use stats::{WorkerCounters, WorkerGauges, WorkerStats};

@@ -11,16 +11,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::api::{Command, DataLimits, RoomKey};
+use crate::api::{Command, DataLimits};
 use crate::core::WorkerCore;
 use crate::stats::WorkerCounters;
 use crate::tcp::{self, TcpAcceptor, TcpInbox, TcpInput};
 use crate::thread_usage;
 use crate::waker::Waker;
 
+mod placement;
 mod tcp_side;
 mod udp_side;
 
+use placement::Placements;
+pub use placement::RoomPlacement;
 use tcp_side::TcpSide;
 use udp_side::UdpSide;
 
@@ -105,6 +108,8 @@ pub struct Sfu {
     workers: Vec<WorkerHandle>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<[WorkerCounters]>,
+    /// Rooms placed on each worker.
+    placements: Placements,
     /// The advertised ICE-TCP address, when enabled.
     tcp_addr: Option<SocketAddr>,
     tcp: Option<TcpAcceptor>,
@@ -200,6 +205,7 @@ impl Sfu {
             None => None,
         };
         Ok(Sfu {
+            placements: Placements::new(workers.len()),
             workers,
             threads,
             counters,
@@ -213,9 +219,10 @@ impl Sfu {
         self.tcp_addr
     }
 
-    /// The worker a room is pinned to.
-    pub fn worker_for(&self, room: RoomKey) -> &WorkerHandle {
-        &self.workers[(room.0 as usize) % self.workers.len()]
+    /// A worker for a new room: the least loaded one (`placement.rs`). The room stays on it; keep the
+    /// placement for the room's life, since it counts the room there until dropped.
+    pub fn place_room(&self) -> RoomPlacement {
+        self.placements.place(&self.workers, &self.counters)
     }
 
     pub fn workers(&self) -> &[WorkerHandle] {

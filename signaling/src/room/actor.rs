@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chorus_protocol::{ClientMessage, JoinedResponse, RoomInfo, ServerMessage, PROTOCOL_VERSION};
-use chorus_sfu::{Command, ParticipantKey, RoomKey, TrackKey, WorkerHandle};
+use chorus_sfu::{Command, ParticipantKey, RoomKey, RoomPlacement, TrackKey, WorkerHandle};
 use tokio::sync::mpsc;
 
 use super::call_quality::QualityLog;
@@ -23,6 +23,8 @@ pub struct Room {
     pub(super) sid: String,
     pub(super) key: RoomKey,
     pub(super) worker: WorkerHandle,
+    /// Counts this room on its worker (for placing the next rooms) until the room ends.
+    _placement: RoomPlacement,
     pub(super) self_tx: mpsc::UnboundedSender<RoomMsg>,
     registry: Registry,
     pub(super) settings: RoomSettings,
@@ -44,7 +46,7 @@ impl Room {
     pub(super) fn new(
         RoomRef { name, sid }: RoomRef,
         key: RoomKey,
-        worker: WorkerHandle,
+        placement: RoomPlacement,
         self_tx: mpsc::UnboundedSender<RoomMsg>,
         registry: Registry,
         settings: RoomSettings,
@@ -55,7 +57,8 @@ impl Room {
             name,
             sid,
             key,
-            worker,
+            worker: placement.worker().clone(),
+            _placement: placement,
             self_tx,
             registry,
             settings,

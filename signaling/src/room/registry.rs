@@ -168,7 +168,8 @@ impl Registry {
         options: RoomOptions,
     ) -> RoomHandle {
         let key = chorus_sfu::RoomKey(ids::next_key());
-        let worker = self.inner.sfu.worker_for(key).clone();
+        let placement = self.inner.sfu.place_room();
+        let worker = placement.index();
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = RoomHandle {
             sid: ids::sid("RM"),
@@ -180,7 +181,7 @@ impl Registry {
                 sid: handle.sid.clone(),
             },
             key,
-            worker,
+            placement,
             tx,
             self.clone(),
             self.inner.settings.clone(),
@@ -188,7 +189,7 @@ impl Registry {
         );
         tokio::spawn(room.run(rx));
         rooms.insert(name.to_string(), handle.clone());
-        tracing::info!(room = name, sid = %handle.sid, "room created");
+        tracing::info!(room = name, sid = %handle.sid, worker, "room created");
         handle
     }
 
