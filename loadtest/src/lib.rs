@@ -8,7 +8,8 @@
 //! packets, hence **server CPU µs per forwarded packet** and **subscriber video streams per core**.
 //!
 //! `config.rs` owns the flags, `run.rs` the sequence, `report.rs` the figures (JSON field names are a stable
-//! interface, see `loadtest/README.md`), `layers.rs` the simulcast layers (asked for, sent, received), `scrape.rs` and `http.rs` the `/metrics` reads, `tokens.rs` the tokens, `data.rs` the data-channel load (`--data-participants`).
+//! interface, see `loadtest/README.md`), `layers.rs` the simulcast layers (asked for, sent, received), `scrape.rs` and `http.rs` the `/metrics` reads, `tokens.rs` the tokens, `data.rs` the data-channel load (`--data-participants`), `workers.rs` each media
+//! worker's share.
 
 mod config;
 pub mod data;
@@ -18,6 +19,7 @@ mod report;
 mod run;
 pub mod scrape;
 mod tokens;
+pub mod workers;
 
 pub use config::{parse_bitrate, parse_duration, Args, Config, ConfigError, TokenSource};
 pub use layers::{LayerConfig, LayerFigures, SubscriberQuality};

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::data::{DataFigures, KindFigures};
 use crate::layers::{self, LayerConfig, LayerFigures, LayerTallies};
 use crate::scrape::{bucket_quantile, ServerSample};
+use crate::workers::{self, WorkerFigures};
 
 /// Bumped when a field changes meaning or disappears (new fields may be added without a bump).
 pub const REPORT_VERSION: u32 = 1;
@@ -62,6 +63,8 @@ pub struct ServerFigures {
     /// slack of 1 ms while media flows).
     pub timer_lateness_ms_p50: Option<f64>,
     pub timer_lateness_ms_p99: Option<f64>,
+    /// Each media worker's share, by index (empty from servers without per-worker metrics).
+    pub workers: Vec<WorkerFigures>,
 }
 
 /// Every figure of one run; `null` in JSON where it could not be measured.
@@ -227,6 +230,7 @@ pub fn server_figures(before: &ServerSample, after: &ServerSample) -> Option<Ser
             .map(|s| s * 1e3),
         timer_lateness_ms_p99: bucket_quantile(&before.timer_lateness, &after.timer_lateness, 0.99)
             .map(|s| s * 1e3),
+        workers: workers::figures(&before.workers, &after.workers),
     })
 }
 
@@ -413,6 +417,9 @@ impl fmt::Display for Report {
                     Opt(s.media_sleeps_per_sec, ""),
                     Opt(self.forwarded_packets_per_media_sleep, ""),
                 )?;
+                if s.workers.len() > 1 {
+                    writeln!(f, "media workers   {}", workers::summary(&s.workers))?;
+                }
                 writeln!(
                     f,
                     "server latency  p50 {}, p99 {} (receive → last copy sent, the SFU's own share); timers run p50 {}, p99 {} late",

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::http::{self, HttpError, HttpUrl};
+use crate::workers::{self, WorkerSample};
 
 /// Every sample of one scrape, keyed by `name` or `name{labels}` exactly as written by the server.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +134,8 @@ pub struct ServerSample {
     pub forwarding_latency: Vec<(f64, f64)>,
     /// [`TIMER_LATENESS`] as cumulative buckets (empty from servers before 2026-12-07).
     pub timer_lateness: Vec<(f64, f64)>,
+    /// Each media worker's counters (empty from servers before per-worker metrics).
+    pub workers: Vec<WorkerSample>,
 }
 
 impl ServerSample {
@@ -152,6 +155,7 @@ impl ServerSample {
             participants: m.get("chorus_participants"),
             forwarding_latency: m.buckets(FORWARDING_LATENCY),
             timer_lateness: m.buckets(TIMER_LATENESS),
+            workers: workers::sample(m),
         }
     }
 }

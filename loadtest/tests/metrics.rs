@@ -129,6 +129,18 @@ async fn metrics_count_a_call() -> anyhow::Result<()> {
     );
     let sleeps = m.get("chorus_media_thread_sleeps_total");
     assert!(sleeps.is_some_and(|n| n > 0.0), "media sleeps {sleeps:?}");
+    // The one worker's own families carry the same figures as the totals (both from one scrape).
+    assert_eq!(m.get("chorus_worker_participants{worker=\"0\"}"), Some(2.0));
+    assert_eq!(m.get("chorus_worker_rooms{worker=\"0\"}"), Some(1.0));
+    assert_eq!(
+        m.get("chorus_worker_forwarded_packets_total{worker=\"0\"}"),
+        Some(forwarded)
+    );
+    assert_eq!(
+        m.get("chorus_worker_cpu_seconds_total{worker=\"0\"}"),
+        media_cpu
+    );
+    assert_eq!(m.get("chorus_worker_participants{worker=\"1\"}"), None);
     // It ran its connections' timers (reports, feedback, pacing), and says how late.
     let timer_rounds = m.get("chorus_media_timer_lateness_seconds_count");
     assert!(

@@ -6,7 +6,8 @@
 //! resolution (10 ms) instead, because the load tester divides it by packet counts — and the media
 //! workers' counters and gauges ([`chorus_sfu::Sfu::counters`], relaxed atomic loads: a scrape never stops or
 //! messages a worker). Chorus metrics are built afresh on every scrape from those totals, so nothing here is
-//! updated on the packet path. No per-room or per-participant labels; `kind` (audio/video) is the only label.
+//! updated on the packet path. No per-room or per-participant labels; the labels are `kind` (audio/video) and, on
+//! the per-worker families (`workers.rs`), `worker`.
 //! Histograms (call quality, forwarding latency) are counted by the workers the same way and rendered in
 //! `histograms.rs`. Webhook delivery counters and the queue depth (from the store) are in `webhooks.rs`. This
 //! file owns the metric names (documented in the README); it must not change room or media state.
@@ -28,6 +29,9 @@ use crate::webhooks::WebhookTotals;
 
 mod histograms;
 mod webhooks;
+mod workers;
+
+pub use workers::WorkerLoad;
 
 /// The process collector, registered once per process (several test servers may share one process).
 fn process_registry() -> &'static Registry {
@@ -75,11 +79,13 @@ fn process_families() -> prometheus::Result<Vec<MetricFamily>> {
     Ok(families)
 }
 
-/// What the server knows right now, summed over the media workers.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the server knows right now, summed over the media workers (and each worker's own share).
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub rooms: u64,
     pub workers: u64,
+    /// Each media worker's counters and gauges (index = worker index).
+    pub per_worker: Vec<WorkerLoad>,
     pub stats: WorkerStats,
     pub gauges: WorkerGauges,
     pub histograms: WorkerHistograms,
@@ -100,9 +106,14 @@ impl Snapshot {
             ..Default::default()
         };
         for w in sfu.counters() {
-            snap.stats.accumulate(&w.stats());
-            snap.gauges.accumulate(&w.gauges());
+            let load = WorkerLoad {
+                stats: w.stats(),
+                gauges: w.gauges(),
+            };
+            snap.stats.accumulate(&load.stats);
+            snap.gauges.accumulate(&load.gauges);
             snap.histograms.accumulate(&w.histograms());
+            snap.per_worker.push(load);
         }
         snap
     }
@@ -318,6 +329,7 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.participant_faults,
     )?;
     webhooks::register(&b, snap)?;
+    workers::register(&b, &snap.per_worker)?;
     b.gauge(
         "chorus_turn_allocations",
         "Relay allocations alive on the embedded TURN server.",
@@ -387,6 +399,10 @@ mod tests {
         snap.stats.thread_sleeps = 42;
         snap.stats.count_in(chorus_sfu::MediaKind::Video, 1000);
         snap.gauges.participants = 5;
+        snap.per_worker = vec![WorkerLoad::default(); 2];
+        snap.per_worker[1].gauges.participants = 5;
+        snap.per_worker[1].stats.rtp_forwarded = 1234;
+        snap.per_worker[1].stats.thread_cpu_micros = 2_500_000;
         let fams = families(&snap).expect("valid metric names");
         let text = TextEncoder::new().encode_to_string(&fams).expect("encodes");
         assert!(text.contains("# TYPE chorus_forwarded_packets_total counter"));
@@ -400,12 +416,18 @@ mod tests {
         assert!(text.contains("\nchorus_rtc_timer_rounds_total 99\n"));
         assert!(text.contains("\nchorus_media_thread_cpu_seconds_total 2.5\n"));
         assert!(text.contains("\nchorus_media_thread_sleeps_total 42\n"));
-        assert_eq!(fams.len(), 47);
+        assert!(text.contains("\nchorus_worker_participants{worker=\"0\"} 0\n"));
+        assert!(text.contains("\nchorus_worker_participants{worker=\"1\"} 5\n"));
+        assert!(text.contains("\nchorus_worker_forwarded_packets_total{worker=\"1\"} 1234\n"));
+        assert!(text.contains("\nchorus_worker_cpu_seconds_total{worker=\"1\"} 2.5\n"));
+        assert!(text.contains("\nchorus_worker_rooms{worker=\"0\"} 0\n"));
+        assert!(text.contains("# TYPE chorus_worker_tracks_subscribed gauge"));
+        assert_eq!(fams.len(), 52);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            46,
+            51,
             "no queue depth when the store cannot say"
         );
     }
