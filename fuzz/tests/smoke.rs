@@ -3,7 +3,8 @@
 
 use chorus_fuzz::mutate::Mutator;
 use chorus_fuzz::{
-    client_message, data_frames, forwarder, keyframes, rtp_extensions, vp8_descriptors, MediaCore,
+    client_message, data_frames, forwarder, ice_tcp_frames, keyframes, rtp_extensions,
+    turn_stream_frames, vp8_descriptors, MediaCore,
 };
 
 /// Runs `target` on each seed and on `rounds` mutations of seeds (spliced with other seeds).
@@ -111,6 +112,54 @@ fn rtp_header_extensions() {
         vec![0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0xaa],
     ];
     run(&seeds, 30_000, 7, rtp_extensions);
+}
+
+#[test]
+fn ice_tcp_streams() {
+    // Chunking seed and buffer size, then RFC 4571 frames: a STUN binding request with a USERNAME, an RTP
+    // packet, a one-byte frame; the same into a 24-byte buffer; and a 1,500-byte frame.
+    let stun = [
+        0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        0x00, 0x06, 0x00, 0x07, b'0', b'0', b'0', b'a', b':', b'b', b'c', 0,
+    ];
+    let rtp = [0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, 0xaa, 0xbb];
+    let mut frames = Vec::new();
+    for f in [&stun[..], &rtp, &[0x42]] {
+        frames.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        frames.extend_from_slice(f);
+    }
+    let mut big = vec![9, 0x05, 0xdc, 0x05, 0xdc];
+    big.resize(big.len() + 1500, 0);
+    let seeds = vec![
+        [&[1, 0xff, 0xff][..], &frames].concat(),
+        [&[2, 0, 24][..], &frames].concat(),
+        big,
+        vec![3, 0xff, 0xff],
+    ];
+    run(&seeds, 30_000, 8, ice_tcp_frames);
+}
+
+#[test]
+fn turn_streams() {
+    // Chunking seed, then frames as a TURN client sends them over TCP: an Allocate request with a
+    // REQUESTED-TRANSPORT, a ChannelBind request, ChannelData with 5 bytes (padded to 8) and with 4 (no padding).
+    let allocate = [
+        0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0,
+    ];
+    let bind = [
+        0x00, 0x09, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
+        0x00, 0x0c, 0x00, 0x04, 0x40, 0x00, 0, 0,
+    ];
+    let data5 = [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0];
+    let data4 = [0x40, 0x01, 0x00, 0x04, 6, 7, 8, 9];
+    let seeds = vec![
+        [&[1][..], &allocate, &bind, &data5, &data4].concat(),
+        [&[2][..], &data5, &allocate].concat(),
+        [&[3][..], &bind].concat(),
+        vec![4, 0x40, 0x00, 0x06, 0x3c],
+    ];
+    run(&seeds, 30_000, 9, turn_stream_frames);
 }
 
 #[test]

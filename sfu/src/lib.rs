@@ -33,6 +33,13 @@ mod udp;
 pub mod vp8;
 mod waker;
 
+/// (Feature `testkit`, for `chorus-fuzz`; never part of the server.) The RFC 4571 framing of ICE-TCP
+/// connections, otherwise private to the TCP threads (`tcp.rs`).
+#[cfg(feature = "testkit")]
+pub mod ice_tcp {
+    pub use crate::tcp::{frame, read_frame};
+}
+
 pub use api::{
     Command, DataKind, DataLimits, DataRejection, Done, Event, EventSink, LimitReason, MediaKind,
     ParticipantKey, ParticipantStats, PcKind, Quality, RoomKey, ServerData, StatsReply,

@@ -211,12 +211,17 @@ fn serve(stream: TcpStream, remote: SocketAddr, workers: &[TcpInbox]) -> Result<
     result
 }
 
-/// The next frame into `buf`; `None` on a clean end of stream between frames.
-fn read_frame<'a, R: Read>(r: &mut R, buf: &'a mut [u8]) -> Result<Option<&'a [u8]>, String> {
+/// The next frame into `buf`; `None` on a clean end of stream between frames (a stream that ends inside a
+/// length prefix or a frame is an error). (`pub` for the fuzz target through `chorus_sfu::ice_tcp`, feature
+/// `testkit`; the module itself is private.)
+pub fn read_frame<'a, R: Read>(r: &mut R, buf: &'a mut [u8]) -> Result<Option<&'a [u8]>, String> {
     let mut len = [0u8; 2];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+    match read_prefix(r, &mut len) {
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            return Err("stream ended inside a length prefix".into())
+        }
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
             return Err("idle".into())
         }
@@ -229,6 +234,22 @@ fn read_frame<'a, R: Read>(r: &mut R, buf: &'a mut [u8]) -> Result<Option<&'a [u
     let frame = buf.get_mut(..len).ok_or("frame larger than the buffer")?;
     r.read_exact(frame).map_err(|e| e.to_string())?;
     Ok(Some(frame))
+}
+
+/// Fills `prefix` as `read_exact` does (one read when the bytes are there), but tells a stream that ends before
+/// its first byte (`Ok(false)`) from one that ends inside it (`UnexpectedEof`).
+fn read_prefix<R: Read>(r: &mut R, prefix: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0;
+    while filled < prefix.len() {
+        match r.read(&mut prefix[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn write_loop(stream: &mut TcpStream, rx: Receiver<Vec<u8>>) {
@@ -280,6 +301,24 @@ mod tests {
         let mut empty: &[u8] = &[0, 0];
         assert!(read_frame(&mut empty, &mut buf).is_err());
         assert!(frame(&vec![0; 70_000]).is_none());
+    }
+
+    /// Found by the fuzz target `ice_tcp_frames` (input `00 ff ff 00`: the stream is one byte): a stream that
+    /// ended inside a length prefix was taken for a clean end between frames.
+    #[test]
+    fn a_stream_ending_inside_a_length_prefix_is_an_error() {
+        let mut buf = vec![0u8; 65535];
+        let mut half: &[u8] = &[0];
+        assert!(read_frame(&mut half, &mut buf).is_err());
+        let mut wire = frame(b"x").expect("small");
+        wire.push(0);
+        let mut r = &wire[..];
+        assert_eq!(read_frame(&mut r, &mut buf), Ok(Some(&b"x"[..])));
+        assert!(read_frame(&mut r, &mut buf).is_err());
+        // A prefix split across two reads is still read whole.
+        let mut split = (&[0u8][..]).chain(&[1, 7][..]);
+        assert_eq!(read_frame(&mut split, &mut buf), Ok(Some(&[7u8][..])));
+        assert_eq!(read_frame(&mut split, &mut buf), Ok(None));
     }
 
     use std::net::UdpSocket;

@@ -30,6 +30,13 @@ mod stream;
 pub use policy::PeerPolicy;
 pub use server::{RunningTurn, TurnError, TurnTotals};
 
+/// (Feature `testkit`, for `chorus-fuzz`; never part of the server.) The framing of TURN over TCP and TLS,
+/// otherwise private to `stream.rs`.
+#[cfg(feature = "testkit")]
+pub mod stream_framing {
+    pub use super::stream::{frame_len, read_frame, stream_frame, MAX_FRAME};
+}
+
 /// The validated `[turn]` configuration.
 #[derive(Debug, Clone)]
 pub struct TurnSettings {

@@ -6,6 +6,9 @@
 //! A connection that sends something else, a frame larger than [`MAX_FRAME`], or nothing for a while is closed;
 //! it never affects the others. When a connection ends, its allocation is released at once (see [`super::release`]);
 //! frames the server still sends to it are dropped, as a UDP send to a departed client would be.
+//!
+//! The framing functions are `pub` only for the fuzz target `turn_stream_frames` (re-exported as
+//! `turn::stream_framing` with feature `testkit`); this module is private.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,7 +25,7 @@ use webrtc_util::Conn;
 use super::release::LastSigned;
 
 /// Largest STUN message or ChannelData frame accepted (the crate reads at most 1500 bytes anyway).
-const MAX_FRAME: usize = 1600;
+pub const MAX_FRAME: usize = 1600;
 /// Connections open at once per listener.
 const MAX_CONNECTIONS: usize = 1024;
 /// A connection that completes no frame (or no TLS handshake) this long is closed. Browsers send a consent
@@ -161,13 +164,28 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     }
 }
 
-/// The next STUN message or ChannelData frame (without padding); `None` at a clean end of stream.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, String> {
+/// `message` as it goes on a stream: a ChannelData frame padded to a multiple of 4 bytes (RFC 8656 §12.5), a
+/// STUN message as it is.
+pub fn stream_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = message.to_vec();
+    if frame.first().is_some_and(|b| b >> 6 == 1) {
+        frame.resize(frame.len().div_ceil(4) * 4, 0);
+    }
+    frame
+}
+
+/// The next STUN message or ChannelData frame (without padding); `None` at a clean end of stream between
+/// frames (a stream that ends inside a frame or its header is an error).
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, String> {
     let mut header = [0u8; 4];
-    match r.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+    let mut filled = 0;
+    while filled < header.len() {
+        match r.read(&mut header[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err("stream ended inside a frame header".into()),
+            Ok(n) => filled += n,
+            Err(e) => return Err(e.to_string()),
+        }
     }
     let (len, padded) = frame_len(header)?;
     let mut frame = vec![0u8; padded];
@@ -180,7 +198,7 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, 
 }
 
 /// Length of a frame from its first four bytes, and how many bytes it occupies on the stream.
-fn frame_len(header: [u8; 4]) -> Result<(usize, usize), String> {
+pub fn frame_len(header: [u8; 4]) -> Result<(usize, usize), String> {
     let body = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let (len, padded) = match header[0] >> 6 {
         // STUN: 20-byte header, attributes are already 4-byte aligned.
@@ -240,12 +258,8 @@ impl Conn for StreamConn {
             tracing::trace!(%target, "TURN frame for an ended stream dropped");
             return Ok(buf.len());
         };
-        let mut frame = buf.to_vec();
-        if frame.first().is_some_and(|b| b >> 6 == 1) {
-            frame.resize(frame.len().div_ceil(4) * 4, 0);
-        }
         // A full queue drops the frame, as a congested UDP path would.
-        let _ = tx.try_send(frame);
+        let _ = tx.try_send(stream_frame(buf));
         Ok(buf.len())
     }
 
@@ -299,5 +313,22 @@ mod tests {
         assert_eq!(read_frame(&mut empty).await, Ok(None));
         let mut cut: &[u8] = &[0x00, 0x01, 0x00, 0x08, 1, 2];
         assert!(read_frame(&mut cut).await.is_err());
+    }
+
+    /// Found by the fuzz target `turn_stream_frames` (input `00 00`: the stream is one byte): a stream that
+    /// ended inside a frame header was taken for a clean end between frames.
+    #[tokio::test]
+    async fn a_stream_ending_inside_a_header_is_an_error() {
+        for cut in [&[0x00][..], &[0x40, 0x00, 0x00]] {
+            let mut r = cut;
+            assert!(read_frame(&mut r).await.is_err(), "{cut:02x?}");
+        }
+        // A header split across two reads is still read whole.
+        let mut split = (&[0x40][..]).chain(&[0x00, 0x00, 0x01, 0xaa, 0, 0, 0][..]);
+        assert_eq!(
+            read_frame(&mut split).await,
+            Ok(Some(vec![0x40, 0, 0, 1, 0xaa]))
+        );
+        assert_eq!(read_frame(&mut split).await, Ok(None));
     }
 }
