@@ -1,5 +1,6 @@
 //! `/metrics` after a real call: two Rust clients on an in-process server (loopback) exchange media, and the
-//! server's Prometheus metrics show it — forwarded packets, packets by kind, gauges — plus the process CPU.
+//! server's Prometheus metrics show it — forwarded packets, packets by kind, gauges — plus the process CPU; and
+//! with two media workers, the per-worker gauges show where new rooms are placed.
 
 use std::time::Duration;
 
@@ -154,5 +155,54 @@ async fn metrics_count_a_call() -> anyhow::Result<()> {
         m.get("chorus_participants") == Some(0.0) && m.get("chorus_rooms") == Some(0.0)
     })
     .await?;
+    Ok(())
+}
+
+/// The participants of each media worker, from one scrape.
+fn per_worker_participants(m: &Metrics) -> [Option<f64>; 2] {
+    [0, 1].map(|i| m.get(&format!("chorus_worker_participants{{worker=\"{i}\"}}")))
+}
+
+/// With two workers, a new room goes to the least loaded one: after the second room has closed, the third goes
+/// to the worker it left empty, not to the next one in turn (round-robin, or the key-modulo placement this
+/// replaced, would put it beside the first room). The per-worker gauges show where each participant is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_go_to_the_least_loaded_worker() -> anyhow::Result<()> {
+    let ts = TestServer::start_with(|s| {
+        s.room_empty_timeout = Duration::ZERO;
+        s.sfu.workers = 2;
+    })
+    .await
+    .context("start test server")?;
+    let url = HttpUrl::parse(&format!("{}/metrics", ts.http_url())).map_err(anyhow::Error::msg)?;
+    let ws_url = ts.ws_url();
+    let join = |room: &str, who: &str| {
+        let token = ts.token(room, who);
+        let ws_url = ws_url.clone();
+        async move { Client::connect(&ws_url, &token, ConnectOptions::default()).await }
+    };
+    let alice = join("first", "alice").await?;
+    scrape_until(&url, "alice on worker 0", |m| {
+        per_worker_participants(m) == [Some(1.0), Some(0.0)]
+    })
+    .await?;
+    let bob = join("second", "bob").await?;
+    scrape_until(&url, "bob on worker 1", |m| {
+        per_worker_participants(m) == [Some(1.0), Some(1.0)]
+    })
+    .await?;
+    bob.leave().await;
+    scrape_until(&url, "the second room closed", |m| {
+        per_worker_participants(m) == [Some(1.0), Some(0.0)]
+            && m.get("chorus_worker_rooms{worker=\"1\"}") == Some(0.0)
+    })
+    .await?;
+    let carol = join("third", "carol").await?;
+    scrape_until(&url, "carol on the worker left empty", |m| {
+        per_worker_participants(m) == [Some(1.0), Some(1.0)]
+    })
+    .await?;
+    alice.leave().await;
+    carol.leave().await;
     Ok(())
 }
