@@ -1,6 +1,7 @@
 // Connectivity fallbacks in headless Chromium (see docs/connectivity.md):
 //  1. tabs with iceTransportPolicy 'relay' (`&relay=1`) send and receive media through the embedded TURN, one
-//     pinned to TURN over UDP and one to TURN over TCP;
+//     pinned to TURN over UDP, one to TURN over TCP and one to TURN over TLS (`turns:`, with the Rust TURN tests'
+//     certificate, whose key Chromium is told to accept);
 //  2. the same with credentials that expired (correctly signed) never connects;
 //  3. with UDP to the media port dropped by a firewall rule (nftables in a network namespace of our own), two
 //     tabs connect over ICE-TCP and media flows (TURN off, so nothing else could carry it).
@@ -11,10 +12,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { Browser, ChorusServer, stats, waitFor, withDiagnostics } from './harness.mjs';
+import { Browser, ChorusServer, freeTcpPort, repoRoot, stats, waitFor, withDiagnostics } from './harness.mjs';
 
 const TURN_SECRET = 'connectivity-test-secret-0123456789';
 const ns = `chorus-conn-${process.pid}`;
@@ -39,6 +42,19 @@ function makeNamespace() {
   } catch (err) {
     return `cannot create a network namespace: ${err.message}`;
   }
+}
+
+/**
+ * The TURN/TLS certificate and key the Rust TURN tests use (a leaf for 127.0.0.1 and localhost under the test CA
+ * in `signaling/tests/server/data`), and the base64 SHA-256 of its public key, which Chromium is told to accept
+ * (`--ignore-certificate-errors-spki-list`: that key only, every other check still runs).
+ */
+function testCertificate() {
+  const dir = path.join(repoRoot, 'signaling', 'tests', 'server', 'data');
+  const cert = path.join(dir, 'turn-test-cert.pem');
+  const key = path.join(dir, 'turn-test-key.pem');
+  const spki = crypto.createPublicKey(fs.readFileSync(key)).export({ type: 'spki', format: 'der' });
+  return { cert, key, spkiHash: crypto.createHash('sha256').update(spki).digest('base64') };
 }
 
 /** Drops UDP to `port` inside our namespace, both directions on its loopback. */
@@ -84,12 +100,15 @@ async function rewriteIceServers(entry, edit) {
   });
 }
 
-/** Keeps only the TURN URLs whose transport is `transport` (Chromium would otherwise pick either). */
+/**
+ * Keeps only the TURN URLs of `transport` (Chromium would otherwise pick between them): `udp` and `tcp` are
+ * `turn:` URLs with that transport, `tls` the `turns:` ones.
+ */
 function onlyTurnTransport(transport) {
+  const keep = (u) =>
+    transport === 'tls' ? u.startsWith('turns:') : u.startsWith('turn:') && u.endsWith(`transport=${transport}`);
   return (servers) =>
-    servers
-      .map((s) => ({ ...s, urls: [s.urls].flat().filter((u) => u.startsWith('turn:') && u.endsWith(`transport=${transport}`)) }))
-      .filter((s) => s.urls.length > 0);
+    servers.map((s) => ({ ...s, urls: [s.urls].flat().filter(keep) })).filter((s) => s.urls.length > 0);
 }
 
 /** Opens a relay-only tab that may use only TURN over `transport`, and checks it relays that way both ways. */
@@ -123,14 +142,21 @@ async function closePage(entry) {
 describe('connectivity', { timeout: 240000 }, () => {
   const nsProblem = makeNamespace();
   const wrap = nsProblem ? [] : ['ip', 'netns', 'exec', ns];
-  const relayServer = new ChorusServer({ wrap, extraArgs: ['--turn-secret', TURN_SECRET] });
+  const tls = testCertificate();
+  const relayServer = new ChorusServer({
+    wrap,
+    extraArgs: ['--turn-secret', TURN_SECRET, '--turn-tls-cert', tls.cert, '--turn-tls-key', tls.key],
+  });
   const browser = new Browser();
   let tcpServer = null;
 
   before(async () => {
     if (nsProblem) console.log(`note: no network namespace (${nsProblem}); relay tests run on the host loopback`);
+    relayServer.extraArgs.push('--turn-tls-port', String(await freeTcpPort()));
     await relayServer.start();
-    await browser.launch({ wrap });
+    // The test CA is not a public root; Chromium checks TURN/TLS certificates (without this flag it refuses the
+    // test's), as it would a deployment's.
+    await browser.launch({ wrap, extraArgs: [`--ignore-certificate-errors-spki-list=${tls.spkiHash}`] });
   });
 
   after(async () => {
@@ -146,13 +172,13 @@ describe('connectivity', { timeout: 240000 }, () => {
     }
   });
 
-  it('relay-only tabs send and receive media through the embedded TURN over UDP and TCP; expired credentials are refused', async () => {
+  it('relay-only tabs send and receive media through the embedded TURN over UDP, TCP and TLS; expired credentials are refused', async () => {
     const room = `relay-${Date.now().toString(36)}`;
     const url = (id, extra = '') => `${relayServer.baseUrl}/?room=${room}&identity=${id}&debug=1${extra}`;
     await withDiagnostics('relay', { server: relayServer, browser }, async () => {
       const alice = await browser.open('alice', url('alice'));
-      // Bob may relay only over UDP, dave only over TCP: each pins one TURN transport Chromium would otherwise
-      // choose between by timing.
+      // Bob may relay only over UDP, dave only over TCP, erin only over TLS: each pins one TURN transport
+      // Chromium would otherwise choose between by timing.
       const bob = await assertRelaysOver(browser, 'bob', url('bob', '&relay=1'), 'udp');
       await assertReceives(alice, 'bob', 'relay over udp');
       const a = await paths(alice);
@@ -161,6 +187,9 @@ describe('connectivity', { timeout: 240000 }, () => {
       const dave = await assertRelaysOver(browser, 'dave', url('dave', '&relay=1'), 'tcp');
       await assertReceives(alice, 'dave', 'relay over tcp');
       await closePage(dave);
+      const erin = await assertRelaysOver(browser, 'erin', url('erin', '&relay=1'), 'tls');
+      await assertReceives(alice, 'erin', 'relay over tls');
+      await closePage(erin);
 
       // Carol gets credentials whose expiry has passed, correctly signed, so only the expiry check refuses them.
       const carol = await browser.open('carol', 'about:blank');

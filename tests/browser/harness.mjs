@@ -233,8 +233,8 @@ export class Browser {
     this.pages = []; // {label, page, log: LineBuffer}
   }
 
-  /** `wrap` prefixes the browser command, e.g. `['ip', 'netns', 'exec', ns]`. */
-  async launch({ wrap = [] } = {}) {
+  /** `wrap` prefixes the browser command, e.g. `['ip', 'netns', 'exec', ns]`; `extraArgs` are more flags. */
+  async launch({ wrap = [], extraArgs = [] } = {}) {
     let executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
     if (!fs.existsSync(executablePath)) throw new Error(`${executablePath} not found: apt-get install -y chromium`);
     if (wrap.length) {
@@ -244,7 +244,7 @@ export class Browser {
       fs.writeFileSync(script, `#!/bin/sh\nexec ${[...wrap, executablePath].map(quote).join(' ')} "$@"\n`, { mode: 0o755 });
       executablePath = script;
     }
-    const args = [...CHROMIUM_FLAGS];
+    const args = [...CHROMIUM_FLAGS, ...extraArgs];
     // A page fulfilled by Playwright's router has no known address space, so Chrome's Local Network Access
     // checks would block its WebSocket to 127.0.0.1.
     if (process.env.CHORUS_E2E_WEB_FROM_DISK === '1') args.push('--disable-features=LocalNetworkAccessChecks');
