@@ -28,6 +28,7 @@ use crate::turn::TurnTotals;
 use crate::webhooks::WebhookTotals;
 
 mod histograms;
+mod turn;
 mod webhooks;
 mod workers;
 
@@ -330,21 +331,7 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
     )?;
     webhooks::register(&b, snap)?;
     workers::register(&b, &snap.per_worker)?;
-    b.gauge(
-        "chorus_turn_allocations",
-        "Relay allocations alive on the embedded TURN server.",
-        snap.turn.allocations,
-    )?;
-    b.counter(
-        "chorus_turn_quota_refusals_total",
-        "TURN allocations refused because the participant had reached its allocation quota.",
-        snap.turn.quota_refusals,
-    )?;
-    b.counter(
-        "chorus_turn_auth_refusals_total",
-        "TURN requests refused for bad, forged or expired credentials.",
-        snap.turn.auth_refusals,
-    )?;
+    turn::register(&b, snap)?;
     let mut families = b.registry.gather();
     families.extend(histograms::families(&snap.histograms));
     Ok(families)
@@ -403,6 +390,11 @@ mod tests {
         snap.per_worker[1].gauges.participants = 5;
         snap.per_worker[1].stats.rtp_forwarded = 1234;
         snap.per_worker[1].stats.thread_cpu_micros = 2_500_000;
+        snap.turn.relayed_to_peers = crate::turn::RelayedTraffic {
+            packets: 3,
+            bytes: 3600,
+        };
+        snap.turn.relay_sends_refused = 1;
         let fams = families(&snap).expect("valid metric names");
         let text = TextEncoder::new().encode_to_string(&fams).expect("encodes");
         assert!(text.contains("# TYPE chorus_forwarded_packets_total counter"));
@@ -422,12 +414,15 @@ mod tests {
         assert!(text.contains("\nchorus_worker_cpu_seconds_total{worker=\"1\"} 2.5\n"));
         assert!(text.contains("\nchorus_worker_rooms{worker=\"0\"} 0\n"));
         assert!(text.contains("# TYPE chorus_worker_tracks_subscribed gauge"));
-        assert_eq!(fams.len(), 52);
+        assert!(text.contains("\nchorus_turn_relayed_bytes_total{direction=\"to_peer\"} 3600\n"));
+        assert!(text.contains("\nchorus_turn_relayed_packets_total{direction=\"from_peer\"} 0\n"));
+        assert!(text.contains("\nchorus_turn_relay_sends_refused_total 1\n"));
+        assert_eq!(fams.len(), 55);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            51,
+            54,
             "no queue depth when the store cannot say"
         );
     }

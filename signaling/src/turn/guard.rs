@@ -3,7 +3,8 @@
 //! - [`GuardConn`] wraps a TURN listener. It answers a CreatePermission or ChannelBind request naming a refused
 //!   peer with 403 (Forbidden) itself, so the crate never installs that permission and the client learns why.
 //! - [`PolicyRelayConn`] wraps each relay socket: a send to a refused peer fails (defense in depth: without a
-//!   permission the crate would not send anyway). It also holds the participant's allocation-quota slot.
+//!   permission the crate would not send anyway). It also holds the participant's allocation-quota slot and
+//!   counts what the relay carries.
 //!
 //! Must not parse more of STUN than the peer addresses and the header.
 
@@ -19,6 +20,7 @@ use stun::message::{
 };
 use webrtc_util::Conn;
 
+use super::counters::TurnCounters;
 use super::policy::{peer_addresses, PeerPolicy};
 use super::relay::QuotaSlot;
 
@@ -118,19 +120,26 @@ impl Conn for GuardConn {
 }
 
 /// A relay socket that never sends to a refused peer, holding one allocation of the participant's quota until
-/// it is closed or dropped.
+/// it is closed or dropped, and counting the packets it relays each way.
 pub struct PolicyRelayConn {
     inner: Arc<tokio::net::UdpSocket>,
     policy: Arc<PeerPolicy>,
     slot: QuotaSlot,
+    counters: Arc<TurnCounters>,
 }
 
 impl PolicyRelayConn {
-    pub fn new(inner: tokio::net::UdpSocket, policy: Arc<PeerPolicy>, slot: QuotaSlot) -> Self {
+    pub fn new(
+        inner: tokio::net::UdpSocket,
+        policy: Arc<PeerPolicy>,
+        slot: QuotaSlot,
+        counters: Arc<TurnCounters>,
+    ) -> Self {
         PolicyRelayConn {
             inner: Arc::new(inner),
             policy,
             slot,
+            counters,
         }
     }
 }
@@ -142,19 +151,26 @@ impl Conn for PolicyRelayConn {
     }
 
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Conn::recv(&*self.inner, buf).await
+        let n = Conn::recv(&*self.inner, buf).await?;
+        self.counters.received_from_peer(n);
+        Ok(n)
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        Conn::recv_from(&*self.inner, buf).await
+        let (n, from) = Conn::recv_from(&*self.inner, buf).await?;
+        self.counters.received_from_peer(n);
+        Ok((n, from))
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        Conn::send(&*self.inner, buf).await
+        let n = Conn::send(&*self.inner, buf).await?;
+        self.counters.sent_to_peer(n);
+        Ok(n)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         if let Some(why) = self.policy.refusal(target) {
+            self.counters.send_refused();
             tracing::debug!(peer = %target, reason = why, "relay send refused");
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -162,7 +178,9 @@ impl Conn for PolicyRelayConn {
             )
             .into());
         }
-        Conn::send_to(&*self.inner, buf, target).await
+        let n = Conn::send_to(&*self.inner, buf, target).await?;
+        self.counters.sent_to_peer(n);
+        Ok(n)
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {

@@ -8,6 +8,7 @@
 //! - `relay.rs`: the relay address generator with the per-participant allocation quota, and the auth handler.
 //! - `stream.rs`: TURN over TCP and TLS (RFC 5766 §2.1 framing) as a packet connection the crate can serve.
 //! - `server.rs`: binds the listeners and starts the crate's server on each.
+//! - `counters.rs`: refused credentials and relayed traffic, for `/metrics`.
 //!
 //! Nothing here touches media: the SFU is just another peer for the relay. `docs/connectivity.md` is the
 //! operator's view of this module.
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use chorus_protocol::IceServer;
 
+mod counters;
 pub mod credentials;
 mod guard;
 pub mod policy;
@@ -27,6 +29,7 @@ mod release;
 mod server;
 mod stream;
 
+pub use counters::RelayedTraffic;
 pub use policy::PeerPolicy;
 pub use server::{RunningTurn, TurnError, TurnTotals};
 

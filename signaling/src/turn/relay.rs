@@ -18,6 +18,7 @@ use turn::auth::{generate_auth_key, AuthHandler};
 use turn::relay::RelayAddressGenerator;
 use webrtc_util::Conn;
 
+use super::counters::TurnCounters;
 use super::credentials;
 use super::guard::PolicyRelayConn;
 use super::policy::PeerPolicy;
@@ -133,8 +134,8 @@ pub fn check_with_grace<'a>(
 pub struct Auth {
     pub secret: Arc<Vec<u8>>,
     pub last: LastAuthenticated,
-    /// Requests refused for bad, forged or long-expired credentials (shared by every listener).
-    pub refused: Arc<AtomicU64>,
+    /// Counts requests refused for bad, forged or long-expired credentials (shared by every listener).
+    pub counters: Arc<TurnCounters>,
 }
 
 impl AuthHandler for Auth {
@@ -152,7 +153,7 @@ impl AuthHandler for Auth {
                 Ok(generate_auth_key(username, realm, &password))
             }
             Err(e) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
+                self.counters.auth_refused();
                 tracing::info!(client = %src_addr, username, error = %e, "TURN credentials refused");
                 Err(turn::Error::Other(e.to_string()))
             }
@@ -167,6 +168,8 @@ pub struct RelayGenerator {
     pub policy: Arc<PeerPolicy>,
     pub quota: Arc<Quota>,
     pub last: LastAuthenticated,
+    /// Where the relay sockets count what they carry.
+    pub counters: Arc<TurnCounters>,
 }
 
 #[async_trait]
@@ -207,7 +210,12 @@ impl RelayAddressGenerator for RelayGenerator {
             .map_err(|e| turn::Error::Other(e.to_string()))?
             .port();
         tracing::debug!(participant = %id, port, "TURN relay allocated");
-        let conn = PolicyRelayConn::new(socket, Arc::clone(&self.policy), slot);
+        let conn = PolicyRelayConn::new(
+            socket,
+            Arc::clone(&self.policy),
+            slot,
+            Arc::clone(&self.counters),
+        );
         Ok((Arc::new(conn), SocketAddr::new(self.public_ip, port)))
     }
 }

@@ -3,13 +3,13 @@
 //! listener), all sharing the credential secret, the relay policy and the allocation quota.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use turn::server::config::{ConnConfig, ServerConfig};
 use turn::server::Server;
 use webrtc_util::Conn;
 
+use super::counters::{RelayedTraffic, TurnCounters};
 use super::guard::GuardConn;
 use super::relay::{Auth, LastAuthenticated, Quota, RelayGenerator};
 use super::stream::StreamConn;
@@ -42,7 +42,7 @@ pub struct RunningTurn {
     servers: Vec<Server>,
     /// The allocation quota shared by the listeners; `None` when the embedded server is off.
     quota: Option<Arc<Quota>>,
-    auth_refused: Arc<AtomicU64>,
+    counters: Arc<TurnCounters>,
 }
 
 /// What `/metrics` reports about the embedded TURN server (all zero when it is off).
@@ -54,6 +54,12 @@ pub struct TurnTotals {
     pub quota_refusals: u64,
     /// Requests refused for bad, forged or long-expired credentials, since start.
     pub auth_refusals: u64,
+    /// Relayed from clients to peers (the SFU or an allowed address), since start.
+    pub relayed_to_peers: RelayedTraffic,
+    /// Relayed from peers to clients, since start.
+    pub relayed_from_peers: RelayedTraffic,
+    /// Relay sends to a peer the policy refuses, since start (none leave).
+    pub relay_sends_refused: u64,
 }
 
 impl std::fmt::Debug for RunningTurn {
@@ -91,7 +97,7 @@ impl RunningTurn {
             }),
             servers: Vec::new(),
             quota: None,
-            auth_refused: Arc::new(AtomicU64::new(0)),
+            counters: Arc::default(),
         };
         if !settings.enabled {
             return Ok(running);
@@ -102,7 +108,7 @@ impl RunningTurn {
         });
         let quota = Quota::new(settings.allocations_per_participant);
         running.quota = Some(Arc::clone(&quota));
-        let auth_refused = Arc::clone(&running.auth_refused);
+        let counters = Arc::clone(&running.counters);
         let host = crate::config::url_host(settings.public_ip);
         let mut urls = Vec::new();
 
@@ -118,7 +124,7 @@ impl RunningTurn {
             .local_addr()
             .map_err(|e| bind("UDP", settings.udp_addr, e))?;
         let start = |conn: Arc<dyn Conn + Send + Sync>| {
-            serve(conn, settings, &secret, &policy, &quota, &auth_refused)
+            serve(conn, settings, &secret, &policy, &quota, &counters)
         };
         running.servers.push(start(Arc::new(udp)).await?);
         running.udp_addr = Some(udp_addr);
@@ -181,12 +187,16 @@ impl RunningTurn {
         Ok(running)
     }
 
-    /// Live allocations and refusals, for `/metrics`.
+    /// Live allocations, refusals and relayed traffic, for `/metrics`.
     pub fn totals(&self) -> TurnTotals {
+        let counted = self.counters.snapshot();
         TurnTotals {
             allocations: self.quota.as_ref().map_or(0, |q| q.live_total()),
             quota_refusals: self.quota.as_ref().map_or(0, |q| q.refused()),
-            auth_refusals: self.auth_refused.load(Ordering::Relaxed),
+            auth_refusals: counted.auth_refused,
+            relayed_to_peers: counted.to_peers,
+            relayed_from_peers: counted.from_peers,
+            relay_sends_refused: counted.sends_refused,
         }
     }
 
@@ -205,7 +215,7 @@ async fn serve(
     secret: &Arc<Vec<u8>>,
     policy: &Arc<PeerPolicy>,
     quota: &Arc<Quota>,
-    auth_refused: &Arc<AtomicU64>,
+    counters: &Arc<TurnCounters>,
 ) -> Result<Server, TurnError> {
     let last = LastAuthenticated::default();
     let config = ServerConfig {
@@ -217,13 +227,14 @@ async fn serve(
                 policy: Arc::clone(policy),
                 quota: Arc::clone(quota),
                 last: Arc::clone(&last),
+                counters: Arc::clone(counters),
             }),
         }],
         realm: REALM.to_string(),
         auth_handler: Arc::new(Auth {
             secret: Arc::clone(secret),
             last,
-            refused: Arc::clone(auth_refused),
+            counters: Arc::clone(counters),
         }),
         channel_bind_timeout: std::time::Duration::ZERO,
         alloc_close_notify: None,

@@ -122,6 +122,13 @@ async fn join_hands_out_turn_urls_with_working_credentials() {
         .expect("recv");
     assert_eq!(&buf[..n], b"hello");
     assert_eq!(from, relay.local_addr().expect("relay addr"));
+    // It answers through the relay.
+    allowed.send_to(b"back", from).await.expect("answer");
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), relay.recv_from(&mut buf))
+        .await
+        .expect("the answer is relayed")
+        .expect("recv");
+    assert_eq!(&buf[..n], b"back");
 
     // Another loopback address is refused with 403 and reaches nothing.
     let other = UdpSocket::bind("127.0.0.2:0")
@@ -144,6 +151,18 @@ async fn join_hands_out_turn_urls_with_working_credentials() {
         silent(&same_ip).await,
         "nothing may reach another port of the SFU's IP"
     );
+
+    // `/metrics` counts what was relayed each way ("to the sfu" and "hello" out, "back" in) and the refused
+    // send (the 403 one never reached the relay socket).
+    metric_becomes(&ts, "chorus_turn_relay_sends_refused_total", 1.0)
+        .await
+        .unwrap_or_else(|v| panic!("refused sends counted: {v}"));
+    let to_peer = |what| format!("chorus_turn_relayed_{what}_total{{direction=\"to_peer\"}}");
+    let from_peer = |what| format!("chorus_turn_relayed_{what}_total{{direction=\"from_peer\"}}");
+    assert_eq!(metric(&ts, &to_peer("packets")).await, 2.0);
+    assert_eq!(metric(&ts, &to_peer("bytes")).await, 15.0);
+    assert_eq!(metric(&ts, &from_peer("packets")).await, 1.0);
+    assert_eq!(metric(&ts, &from_peer("bytes")).await, 4.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
