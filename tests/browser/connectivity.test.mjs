@@ -4,9 +4,12 @@
 //     certificate, whose key Chromium is told to accept);
 //  2. the same with credentials that expired (correctly signed) never connects;
 //  3. with UDP to the media port dropped by a firewall rule (nftables in a network namespace of our own), two
-//     tabs connect over ICE-TCP and media flows (TURN off, so nothing else could carry it).
+//     tabs connect over ICE-TCP and media flows (TURN off, so nothing else could carry it);
+//  4. with everything to the media ports dropped for a while (an outage, or a network change), the server ends
+//     both sessions (`mediaFailed`) and each tab joins again by itself (the SDK's `recoverMedia`): media flows
+//     again once the path is back.
 // Everything runs on loopback. As root, one network namespace holds Chromium and both servers; without root
-// (or without nft) tests 1-2 run on the host loopback and test 3 prints a loud SKIP.
+// (or without nft) tests 1-2 run on the host loopback and tests 3-4 print a loud SKIP.
 // At most two tabs are open at a time.
 
 import assert from 'node:assert/strict';
@@ -17,7 +20,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { Browser, ChorusServer, freeTcpPort, repoRoot, stats, waitFor, withDiagnostics } from './harness.mjs';
+import { Browser, ChorusServer, events, freeTcpPort, repoRoot, stats, waitFor, withDiagnostics } from './harness.mjs';
 
 const TURN_SECRET = 'connectivity-test-secret-0123456789';
 const ns = `chorus-conn-${process.pid}`;
@@ -64,6 +67,20 @@ function blockUdp(port) {
   chain out { type filter hook output priority 0; udp dport ${port} drop; }
 }`;
   execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: rules });
+}
+
+/** Drops everything sent to `server`'s media ports (UDP and ICE-TCP) inside our namespace, until `unblockMedia`. */
+function blockMedia(server) {
+  const drop = `udp dport ${server.rtcPort} drop; tcp dport ${server.rtcTcpPort} drop;`;
+  const rules = `table inet chorus_outage {
+  chain in { type filter hook input priority 0; ${drop} }
+  chain out { type filter hook output priority 0; ${drop} }
+}`;
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: rules });
+}
+
+function unblockMedia() {
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'chorus_outage']);
 }
 
 /** Waits until `entry` decodes video from `identity` and the frame count keeps growing. */
@@ -139,7 +156,7 @@ async function closePage(entry) {
   await entry.context.close().catch(() => {});
 }
 
-describe('connectivity', { timeout: 240000 }, () => {
+describe('connectivity', { timeout: 360000 }, () => {
   const nsProblem = makeNamespace();
   const wrap = nsProblem ? [] : ['ip', 'netns', 'exec', ns];
   const tls = testCertificate();
@@ -149,6 +166,7 @@ describe('connectivity', { timeout: 240000 }, () => {
   });
   const browser = new Browser();
   let tcpServer = null;
+  let recoveryServer = null;
 
   before(async () => {
     if (nsProblem) console.log(`note: no network namespace (${nsProblem}); relay tests run on the host loopback`);
@@ -163,6 +181,7 @@ describe('connectivity', { timeout: 240000 }, () => {
     await browser.close();
     await relayServer.stop();
     if (tcpServer) await tcpServer.stop();
+    if (recoveryServer) await recoveryServer.stop();
     if (!nsProblem) {
       try {
         execFileSync('ip', ['netns', 'del', ns]);
@@ -235,6 +254,55 @@ describe('connectivity', { timeout: 240000 }, () => {
       }
       const p = await paths(alice);
       console.log(`ICE-TCP: alice ${p.publisher.local} -> ${p.publisher.remote}`);
+      await closePage(alice);
+      await closePage(bob);
+    });
+  });
+  it('when the media path fails, the server ends the sessions (mediaFailed) and both tabs join again by themselves once it is back', async (t) => {
+    if (nsProblem) {
+      console.log(`\n*** SKIP media recovery test: ${nsProblem} ***\n`);
+      t.skip(nsProblem);
+      return;
+    }
+    recoveryServer = new ChorusServer({ wrap, extraArgs: ['--turn', 'false'] });
+    await recoveryServer.start();
+    const room = `recover-${Date.now().toString(36)}`;
+    const url = (id) => `${recoveryServer.baseUrl}/?room=${room}&identity=${id}&debug=1`;
+    await withDiagnostics('media-recovery', { server: recoveryServer, browser }, async () => {
+      const alice = await browser.open('alice', url('alice'));
+      const bob = await browser.open('bob', url('bob'));
+      await assertReceives(bob, 'alice', 'before the outage');
+      await assertReceives(alice, 'bob', 'before the outage');
+      // The outage: nothing reaches the media ports (UDP, and ICE-TCP so that it cannot take over). Signaling
+      // stays up, so each tab hears `left {reason: mediaFailed}` once the server gives its connections up.
+      const cutAt = Date.now();
+      blockMedia(recoveryServer);
+      try {
+        for (const entry of [alice, bob]) {
+          await waitFor(
+            async () => (await events(entry)).some((e) => e.type === 'reconnecting' && e.t > cutAt),
+            { timeoutMs: 45000, intervalMs: 500, what: `${entry.label} to lose its session (mediaFailed)` },
+          );
+        }
+      } finally {
+        unblockMedia();
+      }
+      console.log(`media recovery: both sessions ended ${((Date.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
+      for (const entry of [alice, bob]) {
+        await waitFor(
+          async () => (await events(entry)).some((e) => e.type === 'reconnected' && e.rejoined && e.t > cutAt),
+          { timeoutMs: 30000, intervalMs: 500, what: `${entry.label} to join again` },
+        );
+      }
+      await assertReceives(bob, 'alice', 'after the outage');
+      await assertReceives(alice, 'bob', 'after the outage');
+      for (const entry of [alice, bob]) {
+        const after = (await events(entry)).filter((e) => e.t > cutAt).map((e) => e.type);
+        assert.ok(!after.includes('disconnected'), `${entry.label} must not end: ${after.join(', ')}`);
+        assert.equal(await entry.page.evaluate(() => window.chorusState), 'connected');
+      }
+      assert.match(recoveryServer.log.text(), /media failed/);
+      console.log(`media recovery: media flows again ${((Date.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
       await closePage(alice);
       await closePage(bob);
     });

@@ -20,7 +20,7 @@
  *
  * API
  * - `new Room({debug?, logger?, defaultQuality?, adaptiveStream?, iceTransportPolicy?, rejoinWindowMs?,
- *   videoCodec?})` — see `room.js`; `videoCodec` (`vp8` | `h264` | `vp9` | `av1`) is the codec published video
+ *   recoverMedia?, videoCodec?})` — see `room.js`; `videoCodec` (`vp8` | `h264` | `vp9` | `av1`) is the codec published video
  *   is sent in
  * - `room.connect(wsUrl, token, {autoSubscribe = true, timeoutMs = 15000})` → Promise; resolves on
  *   `joined`, rejects with a `ChorusError` carrying `.code` (`unauthorized`, `token_expired`,
@@ -62,7 +62,9 @@
  *   (`rejoined: false`), or, when it could not be (its node failed, or the resume window passed), the room
  *   joined again as a new session (`rejoined: true`: new sids for `localParticipant` and local tracks, every
  *   local track published again, remote participants that rejoined too come back under new sids). After
- *   `rejoinWindowMs` without success: `disconnected({reason: 'rejoin_failed'})`
+ *   `rejoinWindowMs` without success: `disconnected({reason: 'rejoin_failed'})`. The same `reconnecting`,
+ *   `reconnected({rejoined: true})` follow a media failure (the server ended the session with `mediaFailed`
+ *   after its media had connected, e.g. after a network change) unless `recoverMedia` is false
  * - `disconnected({reason})` — final; `error(error)` — non-fatal problems, for logging
  *
  * Objects

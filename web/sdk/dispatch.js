@@ -51,6 +51,7 @@ export function dispatch(room, msg) {
     case 'chatTyping':
       return room.chat.onMessage(msg);
     case 'left':
+      if (room._onEndedByServer(msg.reason)) return;
       room._log('log', `server ended the session: ${msg.reason}`);
       room._leaving = true;
       if (room._leftWaiter) room._leftWaiter();

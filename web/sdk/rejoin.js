@@ -1,6 +1,7 @@
 /**
  * Chorus SDK — rejoining: when a lost session cannot be resumed (its node failed and the room was placed on
- * another node, or the resume window passed), the Room joins again as a new session through the URL the
+ * another node, or the resume window passed), or the server ended it because its media connection failed
+ * (`recoverMedia`), the Room joins again as a new session through the URL the
  * application gave, and carries on as if it had resumed: same Room, same LocalParticipant and LocalTrack
  * objects (with new sids), every local track published again, remote participants brought up to date.
  *
@@ -12,12 +13,14 @@
 import { ChorusError } from './errors.js';
 
 /**
- * Joins `room` (state `reconnecting`) again for up to `windowMs`.
+ * Joins `room` (state `reconnecting`) again for up to `windowMs`; `why` says in the log why the old session is
+ * not carried on.
  * @param {import('./room.js').Room} room
  * @param {number} windowMs
+ * @param {string} [why]
  */
-export async function rejoin(room, windowMs) {
-  room._log('warn', 'the session cannot be resumed: joining again as a new session');
+export async function rejoin(room, windowMs, why = 'the session cannot be resumed') {
+  room._log('warn', `${why}: joining again as a new session`);
   let joined;
   try {
     joined = await room._signaling.rejoin(() => room.state === 'reconnecting', windowMs);

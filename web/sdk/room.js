@@ -30,7 +30,7 @@ export class Room extends Emitter {
   /**
    * @param {{debug?: boolean, logger?: {log: Function, warn: Function, error: Function},
    *   defaultQuality?: 'low'|'medium'|'high', adaptiveStream?: boolean, iceTransportPolicy?: 'all'|'relay',
-   *   rejoinWindowMs?: number, videoCodec?: 'vp8'|'h264'|'vp9'|'av1'}}
+   *   rejoinWindowMs?: number, recoverMedia?: boolean, videoCodec?: 'vp8'|'h264'|'vp9'|'av1'}}
    *   [options]
    *   `debug` logs every signaling message (SDP abbreviated). `defaultQuality` is the receive quality of
    *   remote video unless `setTrackQuality` says otherwise; `adaptiveStream` lets the server send no bigger
@@ -38,6 +38,9 @@ export class Room extends Emitter {
    *   only (see `docs/connectivity.md`); by default the browser tries UDP, ICE-TCP and TURN together.
    *   `rejoinWindowMs` (default 30000): when a lost session cannot be resumed (its node failed, or the
    *   resume window passed), how long to keep trying to join again as a new session, republishing.
+   *   `recoverMedia` (default true): when the server ends the session because its media connection failed
+   *   (`mediaFailed`: no ICE traffic for several seconds, e.g. after a network change) and media had been
+   *   flowing in it, join again as a new session the same way instead of ending with `disconnected`.
    *   `videoCodec`: the codec to publish video in (simulcast works with each); default the browser's.
    */
   constructor(options = {}) {
@@ -60,6 +63,9 @@ export class Room extends Emitter {
     this.videoCodec = options.videoCodec || null;
     /** How long to keep trying to join again when the session cannot be resumed (its node failed). */
     this.rejoinWindowMs = options.rejoinWindowMs > 0 ? options.rejoinWindowMs : 30000;
+    this.recoverMedia = options.recoverMedia !== false;
+    /** Whether a peer connection of this session has connected (a session that never did is not recovered). */
+    this._mediaConnected = false;
     /** How each peer connection reaches the server: {publisher, subscriber} of `selectedPath()` results. */
     this.connectionPath = { publisher: null, subscriber: null };
     this._signaling = new Signaling({
@@ -147,6 +153,7 @@ export class Room extends Emitter {
       username: s.username,
       credential: s.credential,
     }));
+    this._mediaConnected = false;
     this._publisher.start(this._createPeerConnection('publisher', iceServers));
     this._subscriber.start(this._createPeerConnection('subscriber', iceServers));
     this.state = 'connected';
@@ -166,7 +173,10 @@ export class Room extends Emitter {
     const pc = createPeerConnection(target, iceServers, {
       signaling: this._signaling,
       iceTransportPolicy: this.iceTransportPolicy,
-      onConnected: () => reportPath(this, target, pc),
+      onConnected: () => {
+        this._mediaConnected = true;
+        reportPath(this, target, pc);
+      },
       log: (level, ...args) => this._log(level, ...args),
       onFailed: () => {
         if (this.state !== 'disconnected') {
@@ -205,6 +215,23 @@ export class Room extends Emitter {
     if (resumed) this._onResumed(resumed);
     // The session is gone (its node failed, or the resume window passed): join again as a new one.
     else if (this.state === 'reconnecting') await rejoin(this, this.rejoinWindowMs);
+  }
+
+  /**
+   * The server ended the session with `reason`. A media failure after media had connected is recovered by
+   * joining again as a new session (`recoverMedia`); anything else ends the Room. True if recovering.
+   */
+  _onEndedByServer(reason) {
+    if (reason !== 'mediaFailed' || !this.recoverMedia || !this._mediaConnected || this.state !== 'connected') {
+      return false;
+    }
+    this._log('warn', 'the server ended the session: its media connection failed');
+    // The server closes this socket after `left`; nothing is resumed from it.
+    this._signaling.close();
+    this.state = 'reconnecting';
+    this.emit('reconnecting');
+    rejoin(this, this.rejoinWindowMs, 'the media connection failed').catch((err) => this._reportError(err));
+    return true;
   }
 
   _onResumed(msg) {
