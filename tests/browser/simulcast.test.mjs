@@ -80,11 +80,21 @@ describe('simulcast', { timeout: 240000 }, () => {
       await low.page.evaluate((s) => window.chorusRoom.setTrackQuality(s, 'high'), sid);
       const samples = [];
       const switchStart = Date.now();
-      for (;;) {
+      // The server's downlink estimate for the viewer, every 2 s: what the switch waits for.
+      const estimates = [];
+      for (let i = 0; ; i++) {
         const s = await videoFrom(low, 'pub');
         samples.push({ t: Date.now() - switchStart, frames: s.videoFramesDecoded, width: s.frameWidth });
         if (s.frameWidth === 1280) break;
-        assert.ok(Date.now() - switchStart < SWITCH_TIMEOUT_MS, `no switch to 1280 in time: ${JSON.stringify(samples)}`);
+        if (i % 4 === 0) {
+          const view = await low.page.evaluate(() => window.chorusServerStats()).catch((err) => ({ err: `${err}` }));
+          const layer = view.subscriptions?.find((x) => x.trackSid === sid);
+          estimates.push({ t: Date.now() - switchStart, bps: view.estimateBps, layer: layer?.currentLayer, why: layer?.reason });
+        }
+        assert.ok(
+          Date.now() - switchStart < SWITCH_TIMEOUT_MS,
+          `no switch to 1280 in time: ${JSON.stringify(samples)}; server estimates: ${JSON.stringify(estimates)}`,
+        );
         await sleep(500);
       }
       // Keep sampling a little after the switch, then check no one-second window went without new frames.
@@ -93,7 +103,10 @@ describe('simulcast', { timeout: 240000 }, () => {
         const s = await videoFrom(low, 'pub');
         samples.push({ t: Date.now() - switchStart, frames: s.videoFramesDecoded, width: s.frameWidth });
       }
-      console.log(`low -> high: 1280 px after ${samples[samples.length - 5].t} ms; samples ${JSON.stringify(samples)}`);
+      console.log(
+        `low -> high: 1280 px after ${samples[samples.length - 5].t} ms; samples ${JSON.stringify(samples)}; ` +
+          `server estimates ${JSON.stringify(estimates)}`,
+      );
       for (let i = 2; i < samples.length; i++) {
         assert.ok(
           samples[i].frames > samples[i - 2].frames,
