@@ -42,14 +42,18 @@ export class Subscriber {
     this._bound.clear();
   }
 
-  /** A server `offer`: answered after every earlier one; failures are reported, never thrown. */
+  /**
+   * A server `offer`: answered after every earlier one; failures are reported, never thrown. It belongs to the
+   * connection of the session it arrived in: if that connection is replaced meanwhile (a rejoin), it is dropped,
+   * never applied to the new one (whose server expects answers to its own offers only).
+   */
   enqueueOffer(msg) {
-    this._chain = this._chain.then(() => this._onOffer(msg)).catch((err) => this._room._reportError(err));
+    const pc = this.pc;
+    this._chain = this._chain.then(() => this._onOffer(pc, msg)).catch((err) => this._room._reportError(err));
   }
 
-  async _onOffer(msg) {
-    const pc = this.pc;
-    if (!pc) return;
+  async _onOffer(pc, msg) {
+    if (!pc || this.pc !== pc) return;
     const mids = new Map();
     for (const t of msg.tracks || [])
       mids.set(String(t.mid), { trackSid: t.trackSid, participantSid: t.participantSid });
