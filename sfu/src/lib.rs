@@ -11,6 +11,7 @@ mod api;
 pub mod core;
 mod data;
 pub mod dynacast;
+pub mod estimate_stall;
 mod forwarder;
 pub mod histogram;
 mod io;

@@ -52,6 +52,8 @@ pub struct Downlink {
     pub lower_since: Option<Instant>,
     /// The subscriber did not negotiate transport-wide congestion control: no estimate will come.
     pub no_feedback: bool,
+    /// Whether the estimate stopped growing while the subscriber wants more (restarts probing).
+    pub stall: crate::estimate_stall::EstimateStall,
 }
 
 /// The RTP header extension that carries transport-wide sequence numbers (TWCC).

@@ -109,6 +109,9 @@ counters! {
         streams_paused,
         /// Subscriptions resumed after such a pause.
         streams_resumed,
+        /// Downlink estimators restarted because the estimate stopped growing short of what the subscriber
+        /// wanted (`estimate_stall.rs`).
+        estimate_restarts,
         /// str0m timer rounds run on peer connections (the worker's timer pass, and inline while draining:
         /// str0m's pacer needs one to release each packet): bookkeeping per forwarded packet.
         rtc_timer_rounds,

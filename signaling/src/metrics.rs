@@ -295,6 +295,11 @@ pub fn families(snap: &Snapshot) -> prometheus::Result<Vec<MetricFamily>> {
         s.streams_resumed,
     )?;
     b.counter(
+        "chorus_bwe_restarts_total",
+        "Subscriber bandwidth estimators restarted (with startup probes) after the estimate stalled below what was wanted.",
+        s.estimate_restarts,
+    )?;
+    b.counter(
         "chorus_data_messages_received_total",
         "Data-channel messages received from participants (before any check).",
         s.data_messages_in,
@@ -417,12 +422,12 @@ mod tests {
         assert!(text.contains("\nchorus_turn_relayed_bytes_total{direction=\"to_peer\"} 3600\n"));
         assert!(text.contains("\nchorus_turn_relayed_packets_total{direction=\"from_peer\"} 0\n"));
         assert!(text.contains("\nchorus_turn_relay_sends_refused_total 1\n"));
-        assert_eq!(fams.len(), 55);
+        assert_eq!(fams.len(), 56);
         snap.webhook_queue = None;
         let without_store = families(&snap).expect("valid metric names");
         assert_eq!(
             without_store.len(),
-            54,
+            55,
             "no queue depth when the store cannot say"
         );
     }

@@ -193,10 +193,21 @@ impl WorkerCore {
             // up to that rate (str0m caps padding at the estimate), so the estimate can grow into the next
             // layer; when everything wanted fits, send no padding beyond str0m's small floor.
             let minimum = if allocated < desired { desired } else { 0 };
-            p.subscriber
-                .rtc()
-                .bwe()
-                .set_bitrate(Bitrate::from(minimum), Bitrate::from(desired));
+            let mut bwe = p.subscriber.rtc().bwe();
+            bwe.set_bitrate(Bitrate::from(minimum), Bitrate::from(desired));
+            let estimate = p.downlink.estimate_bps;
+            if p.downlink
+                .stall
+                .check(now, estimate, allocated < desired && estimate_bound)
+            {
+                // The estimate stopped growing short of what is wanted: start estimating again from it, with
+                // the startup probes (see `estimate_stall.rs`).
+                if let Some(e) = estimate {
+                    bwe.reset(Bitrate::from(e));
+                    self.stats.estimate_restarts += 1;
+                    tracing::debug!(participant = %pk, bps = e, desired, "estimate stalled: probing restarted");
+                }
+            }
             self.mark_dirty(pk, crate::api::PcKind::Subscriber);
         }
         for (track, paused) in changes {
