@@ -174,6 +174,8 @@ describe('simulcast', { timeout: 240000 }, () => {
       // like a forged SSRC re-map (sfu/src/ssrc_guard.rs holds those back and counts them).
       const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
       assert.match(metrics, /^chorus_rtp_remaps_refused_total 0$/m, 'no packet of a real publisher held back');
+      // How often a stalled downlink estimate had its probing restarted (sfu/src/estimate_stall.rs) in this run.
+      console.log(`estimator restarts: ${metrics.match(/^chorus_bwe_restarts_total (\S+)$/m)?.[1]}`);
     });
   });
 });
