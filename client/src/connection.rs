@@ -4,6 +4,7 @@
 //! Owns the socket only; SDP and ICE work is done by `publisher.rs` / `subscriber.rs`, room state and events by
 //! `events.rs`. Nothing here panics on network input: a bad frame is logged and skipped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -187,7 +188,13 @@ pub(crate) struct Dispatcher {
     pub chat: Arc<ChatState>,
     /// Where `dataReady` goes; `None` without data channels.
     pub data_ready: Option<DataReadySink>,
+    /// Whether a peer connection of this session has connected: a media failure after that is worth joining
+    /// again for (a network change), one before it is not (media never worked, e.g. a firewall).
+    pub media_connected: Arc<AtomicBool>,
 }
+
+/// The `left` reason for a session whose media connection failed (ICE silent for several seconds).
+const MEDIA_FAILED: &str = "mediaFailed";
 
 /// How a session's signaling ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +241,12 @@ pub(crate) async fn read_loop(
             });
         }
         let Some(msg) = decode(frame) else { continue };
+        if let ServerMessage::Left { reason } = &msg {
+            if reason == MEDIA_FAILED && d.media_connected.load(Ordering::Relaxed) {
+                // The server gave up on this session's media path; a new session may find a working one.
+                break SessionEnd::lost(format!("left: {reason}"));
+            }
+        }
         if let Some(reason) = dispatch(&d, msg).await {
             break SessionEnd::ended(reason);
         }

@@ -13,6 +13,7 @@
 //! ICE: loopback candidates allowed, UDP over IPv4 only, no mDNS — a dev server listens on 127.0.0.1 and the
 //! host may have no other interface. No global state: every client builds its own `API`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::interceptor::report::receiver::ReceiverReport;
 use webrtc::interceptor::report::sender::SenderReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::bundle_policy::RTCBundlePolicy;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
@@ -105,10 +107,14 @@ pub(crate) async fn new_peer_connection(
     Ok(Arc::new(api.new_peer_connection(config).await?))
 }
 
-/// Logs connection-state changes of `pc` at debug level (`name` tells the two connections apart).
-pub(crate) fn log_state_changes(pc: &RTCPeerConnection, name: &'static str) {
+/// Logs connection-state changes of `pc` at debug level (`name` tells the two connections apart), and sets
+/// `connected` once it connects.
+pub(crate) fn watch_state(pc: &RTCPeerConnection, name: &'static str, connected: Arc<AtomicBool>) {
     pc.on_peer_connection_state_change(Box::new(move |state| {
         tracing::debug!(pc = name, %state, "peer connection state");
+        if state == RTCPeerConnectionState::Connected {
+            connected.store(true, Ordering::Relaxed);
+        }
         Box::pin(async {})
     }));
 }

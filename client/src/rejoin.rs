@@ -1,6 +1,8 @@
 //! Staying in the call when the connection is lost: the supervisor task waits for the current session to end;
 //! if the server ended it (`left`, a fatal error) or the client is leaving, that is the end
-//! ([`ClientEvent::Disconnected`]). If the connection was lost (closed, failed, silent; e.g. the node died), it
+//! ([`ClientEvent::Disconnected`]). If the connection was lost (closed, failed, silent; e.g. the node died), or
+//! the server ended the session because its media path failed (`left {mediaFailed}`) after media had connected
+//! (e.g. a network change), it
 //! joins again through the URL the client was given, which redirects to wherever the room lives now, retrying
 //! with backoff for [`crate::ConnectOptions::rejoin_window`]: a new session with a new participant sid, every
 //! track published again with its mute state ([`ClientEvent::Reconnecting`], then [`ClientEvent::Rejoined`]).

@@ -2,6 +2,7 @@
 //! data channels, and the tasks serving them. A [`crate::Client`] has one session at a time; when a session is
 //! lost and the client joins again (`rejoin.rs`), a new one replaces it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,8 +89,9 @@ impl Session {
                 return Err(err);
             }
         };
-        peer::log_state_changes(&publisher_pc, "publisher");
-        peer::log_state_changes(&subscriber_pc, "subscriber");
+        let media_connected = Arc::new(AtomicBool::new(false));
+        peer::watch_state(&publisher_pc, "publisher", Arc::clone(&media_connected));
+        peer::watch_state(&subscriber_pc, "subscriber", Arc::clone(&media_connected));
 
         let publisher = Arc::new(Publisher::new(
             publisher_pc,
@@ -113,6 +115,7 @@ impl Session {
             events: lasting.events.clone(),
             chat: Arc::clone(lasting.chat),
             data_ready: data.as_ref().map(DataChannels::ready_sink),
+            media_connected,
         };
         let reader = tokio::spawn(connection::read_loop(reader, dispatcher, ping_interval));
         tracing::debug!(

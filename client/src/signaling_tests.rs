@@ -332,6 +332,34 @@ async fn a_refused_rejoin_ends_the_session() {
 }
 
 #[tokio::test]
+async fn a_media_failure_before_media_ever_connected_ends_the_session() {
+    // The scripted peer never answers ICE, so neither connection ever connects: joining again would only fail
+    // the same way (a firewall, say), so `left {mediaFailed}` ends the session like any other `left`.
+    let url = fake_server_for(2, |n, mut ws| async move {
+        let _join = recv(&mut ws).await;
+        assert_eq!(n, 0, "no second join");
+        send(&mut ws, &joined(vec![], 5)).await;
+        send(
+            &mut ws,
+            &ServerMessage::Left {
+                reason: "mediaFailed".into(),
+            },
+        )
+        .await;
+        let _ = ws.close(None).await;
+    })
+    .await;
+    let client = Client::connect(&url, "tok", signaling_only())
+        .await
+        .expect("joined");
+    match next_event(&client).await {
+        ClientEvent::Disconnected { reason } => assert!(reason.contains("mediaFailed"), "{reason}"),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert!(!client.is_connected());
+}
+
+#[tokio::test]
 async fn nothing_listening_is_a_websocket_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
